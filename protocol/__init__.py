@@ -1,0 +1,34 @@
+"""
+earshot's model of the OpenAI Realtime protocol: attrs classes for every event, item,
+session and REST body, one strict cattrs converter, and the sensitivity types that
+redaction reads. Pure data: no I/O, no aiohttp, no structlog.
+"""
+
+from __future__ import annotations
+
+from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent, UnknownObject
+from protocol.codec import (
+    CONVERTER,
+    decode,
+    decode_rest,
+    event_classes,
+    make_converter,
+    unstructure,
+)
+from protocol.validate import validate
+
+__all__ = [
+    "CONVERTER",
+    "Direction",
+    "Event",
+    "Model",
+    "Undecodable",
+    "UnknownEvent",
+    "UnknownObject",
+    "decode",
+    "decode_rest",
+    "event_classes",
+    "make_converter",
+    "unstructure",
+    "validate",
+]

@@ -1,0 +1,131 @@
+"""
+Events of the beta protocol (`OpenAI-Beta: realtime=v1`) that differ from GA.
+
+Beta carries flat sessions and older wire names for the output events
+(`response.text.delta`, `response.audio.delta`, `response.audio_transcript.delta`);
+their shapes are GA's, so each beta class derives from its GA twin and changes only the
+tag, or the session class. Everything else is shared with GA (`events.py`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from attrs import frozen
+
+from protocol import events as ga
+from protocol.base import Event
+from protocol.session import BetaSession
+
+
+@frozen(kw_only=True)
+class BetaSessionUpdate(Event):
+    """Client updates a beta session."""
+
+    TYPE: ClassVar[str] = "session.update"
+    session: BetaSession
+
+
+@frozen(kw_only=True)
+class TranscriptionSessionUpdate(BetaSessionUpdate):
+    """Client updates a beta transcription session."""
+
+    TYPE: ClassVar[str] = "transcription_session.update"
+
+
+@frozen(kw_only=True)
+class BetaSessionCreated(Event):
+    """A beta session exists."""
+
+    TYPE: ClassVar[str] = "session.created"
+    session: BetaSession
+
+
+@frozen(kw_only=True)
+class BetaSessionUpdated(BetaSessionCreated):
+    """A beta session changed."""
+
+    TYPE: ClassVar[str] = "session.updated"
+
+
+@frozen(kw_only=True)
+class TranscriptionSessionCreated(BetaSessionCreated):
+    """A beta transcription session exists."""
+
+    TYPE: ClassVar[str] = "transcription_session.created"
+
+
+@frozen(kw_only=True)
+class TranscriptionSessionUpdated(BetaSessionCreated):
+    """A beta transcription session changed."""
+
+    TYPE: ClassVar[str] = "transcription_session.updated"
+
+
+@frozen(kw_only=True)
+class ResponseTextDelta(ga.ResponseOutputTextDelta):
+    """Beta name of `response.output_text.delta`."""
+
+    TYPE: ClassVar[str] = "response.text.delta"
+
+
+@frozen(kw_only=True)
+class ResponseTextDone(ga.ResponseOutputTextDone):
+    """Beta name of `response.output_text.done`."""
+
+    TYPE: ClassVar[str] = "response.text.done"
+
+
+@frozen(kw_only=True)
+class ResponseAudioDelta(ga.ResponseOutputAudioDelta):
+    """Beta name of `response.output_audio.delta`."""
+
+    TYPE: ClassVar[str] = "response.audio.delta"
+
+
+@frozen(kw_only=True)
+class ResponseAudioDone(ga.ResponseOutputAudioDone):
+    """Beta name of `response.output_audio.done`."""
+
+    TYPE: ClassVar[str] = "response.audio.done"
+
+
+@frozen(kw_only=True)
+class ResponseAudioTranscriptDelta(ga.ResponseOutputAudioTranscriptDelta):
+    """Beta name of `response.output_audio_transcript.delta`."""
+
+    TYPE: ClassVar[str] = "response.audio_transcript.delta"
+
+
+@frozen(kw_only=True)
+class ResponseAudioTranscriptDone(ga.ResponseOutputAudioTranscriptDone):
+    """Beta name of `response.output_audio_transcript.done`."""
+
+    TYPE: ClassVar[str] = "response.audio_transcript.done"
+
+
+def _replace(
+    events: tuple[type[Event], ...], beta: tuple[type[Event], ...]
+) -> tuple[type[Event], ...]:
+    tags = {cls.TYPE for cls in beta}
+    return tuple(cls for cls in events if cls.TYPE not in tags) + beta
+
+
+BETA_CLIENT_EVENTS = _replace(ga.CLIENT_EVENTS, (BetaSessionUpdate, TranscriptionSessionUpdate))
+# Beta servers use the beta names for output events; GA-only names stay decodable too
+# because several Realtime-compatible servers mix them.
+BETA_SERVER_EVENTS = _replace(
+    ga.SERVER_EVENTS,
+    (
+        BetaSessionCreated,
+        BetaSessionUpdated,
+        TranscriptionSessionCreated,
+        TranscriptionSessionUpdated,
+        ResponseTextDelta,
+        ResponseTextDone,
+        ResponseAudioDelta,
+        ResponseAudioDone,
+        ResponseAudioTranscriptDelta,
+        ResponseAudioTranscriptDone,
+    ),
+)

@@ -1,0 +1,372 @@
+"""
+The cattrs converter and the decoding entry points: `decode` for WebSocket frames,
+`decode_rest` for REST bodies, `unstructure` for turning a model back into JSON.
+
+The converter is strict where cattrs is lenient by default: scalars must have their
+exact JSON type (`123` is not a string, `"false"` is not a bool), arrays and objects
+must be arrays and objects. It is lossless where cattrs would drop data: absent keys
+stay absent (`UNSET`), undeclared keys go to `extra`. `make_converter()` builds a fresh
+converter with these rules so that the redactor can add its own unstructure hooks on a
+converter of its own; the module's `CONVERTER` is built once, at import.
+
+`decode` never raises: a frame is a typed event, an `UnknownEvent` (a type we do not
+model, its fields kept) or an `Undecodable` with a reason that names a JSON path and
+types, never a value.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Final, Literal, Union
+
+import attrs
+import orjson
+from cattrs import Converter, IterableValidationError, transform_error
+from cattrs.cols import is_mapping, is_sequence
+from cattrs.errors import IterableValidationNote
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.strategies import configure_tagged_union
+
+from protocol import beta as beta_events
+from protocol import events as ga_events
+from protocol import translation as translation_events
+from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent, UnknownObject
+from protocol.items import FlatItem, FlatTool, Item, Tool
+from protocol.rest import REST_BODIES
+from protocol.types import Extras, Json, Unset
+
+Protocol = Literal["ga", "beta", "translation"]
+Decoded = Event | UnknownEvent | Undecodable
+
+_JSON_TYPE_NAMES: Final = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), "unknown")
+
+
+def _exact(expected: type, name: str) -> Callable[[object, object], Any]:
+    def structure(value: object, _: object) -> Any:
+        if type(value) is expected:
+            return value
+        raise TypeError(f"expected {name}, got {_json_type(value)}")
+
+    return structure
+
+
+def _structure_float(value: object, _: object) -> float:
+    # JSON has one number type: an integral temperature (`1`) is a valid float.
+    if type(value) is float or type(value) is int:
+        return value
+    raise TypeError(f"expected float, got {_json_type(value)}")
+
+
+def _identity(value: object, _: object = None) -> object:
+    return value
+
+
+def _is_union(t: object) -> bool:
+    return typing.get_origin(t) in (Union, types.UnionType)
+
+
+def _is_optional_or_mixed(t: object) -> bool:
+    """A union this module handles: one with `Unset` or `None`, or a string-or-object.
+
+    Unions of model classes alone are tagged unions, configured by name below.
+    """
+    if not _is_union(t):
+        return False
+    rest, nullable = _split_union(t)
+    return nullable or len(rest) < len(typing.get_args(t)) or not all(attrs.has(r) for r in rest)
+
+
+def _split_union(t: object) -> tuple[list[Any], bool]:
+    """The members of a union other than `Unset` and `None`, and whether `None` is one."""
+    args = typing.get_args(t)
+    rest = [a for a in args if a is not Unset and a is not type(None)]
+    return rest, type(None) in args
+
+
+def _locate_list_error(
+    value: list[Any], inner: Callable[[object, object], Any], item_type: Any, exc: Exception, t: Any
+) -> list[Any]:
+    for i, v in enumerate(value):
+        try:
+            inner(v, item_type)
+        except Exception as e:  # noqa: BLE001
+            e.__notes__ = [
+                *getattr(e, "__notes__", []),
+                IterableValidationNote(f"@ index {i}", i, item_type),
+            ]
+            raise IterableValidationError("structuring failed", [e], t) from None
+    raise exc
+
+
+def _runtime_class(t: Any) -> type:
+    supertype = getattr(t, "__supertype__", None)
+    return _runtime_class(supertype) if supertype is not None else typing.get_origin(t) or t
+
+
+def make_converter() -> Converter:
+    """A strict, lossless converter for every protocol model."""
+    conv = Converter(detailed_validation=True)
+    conv.register_structure_hook(str, _exact(str, "str"))
+    conv.register_structure_hook(int, _exact(int, "int"))
+    conv.register_structure_hook(bool, _exact(bool, "bool"))
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(Json, _identity)
+    conv.register_unstructure_hook(Json, _identity)
+    conv.register_structure_hook(Extras, _identity)
+    conv.register_unstructure_hook(Extras, _identity)
+
+    def list_structure(t: Any) -> Callable[[object, object], Any]:
+        inner = conv.get_structure_hook(typing.get_args(t)[0])
+        item_type = typing.get_args(t)[0]
+
+        def structure(value: object, _: object) -> list[Any]:
+            if type(value) is not list:
+                raise TypeError(f"expected array, got {_json_type(value)}")
+            try:
+                return [inner(v, item_type) for v in value]
+            except Exception as exc:  # noqa: BLE001 (re-raised with its index)
+                # Find the failing index only on the error path; the happy path stays a
+                # plain comprehension.
+                return _locate_list_error(value, inner, item_type, exc, t)
+
+        return structure
+
+    def dict_structure(t: Any) -> Callable[[object, object], Any]:
+        value_type = typing.get_args(t)[1]
+        inner = conv.get_structure_hook(value_type)
+
+        def structure(value: object, _: object) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise TypeError(f"expected object, got {_json_type(value)}")
+            return {k: inner(v, value_type) for k, v in value.items()}
+
+        return structure
+
+    conv.register_structure_hook_factory(is_sequence, list_structure)
+    conv.register_structure_hook_factory(is_mapping, dict_structure)
+
+    def union_structure(t: Any) -> Callable[[object, object], Any]:
+        rest, nullable = _split_union(t)
+        if len(rest) == 1:
+            inner_type = rest[0]
+            inner = conv.get_structure_hook(inner_type)
+        elif all(attrs.has(r) for r in rest):
+            inner_type = Union[tuple(rest)]  # noqa: UP007 (a runtime union object)
+            inner = conv.get_structure_hook(inner_type)
+        else:
+            # A string or an object (prompt variables): choose by the JSON type.
+            (obj_type,) = [r for r in rest if attrs.has(r)]
+            (str_type,) = [r for r in rest if not attrs.has(r)]
+            str_hook = conv.get_structure_hook(str_type)
+            obj_hook = conv.get_structure_hook(obj_type)
+            inner_type = t
+
+            def inner(value: object, _: object) -> Any:
+                if type(value) is str:
+                    return str_hook(value, str_type)
+                return obj_hook(value, obj_type)
+
+        if not nullable:
+            return lambda value, _: inner(value, inner_type)
+        return lambda value, _: None if value is None else inner(value, inner_type)
+
+    def union_unstructure(t: Any) -> Callable[[Any], Any]:
+        rest, _ = _split_union(t)
+        if len(rest) == 1:
+            inner = conv.get_unstructure_hook(rest[0])
+        else:
+            by_class = {_runtime_class(r): conv.get_unstructure_hook(r) for r in rest}
+
+            def inner(value: Any) -> Any:
+                hook = by_class.get(value.__class__)
+                return hook(value) if hook else conv.unstructure(value, value.__class__)
+
+        return lambda value: None if value is None else inner(value)
+
+    conv.register_structure_hook_factory(_is_optional_or_mixed, union_structure)
+    conv.register_unstructure_hook_factory(_is_optional_or_mixed, union_unstructure)
+
+    def model_structure(cls: type[Model]) -> Callable[[object, object], Any]:
+        base = make_dict_structure_fn(cls, conv, extra=override(omit=True))
+        known = frozenset(a.name for a in attrs.fields(cls)) | {"type"}
+        if cls is UnknownObject:
+            known = frozenset()
+
+        def structure(value: object, _: object) -> Model:
+            if type(value) is not dict:
+                raise TypeError(f"expected object, got {_json_type(value)}")
+            obj = base(value, cls)
+            if len(value) > len(known) or not value.keys() <= known:
+                obj.extra.update((k, value[k]) for k in value.keys() - known)
+            return obj
+
+        return structure
+
+    def model_unstructure(cls: type[Model]) -> Callable[[Any], dict[str, Any]]:
+        base = make_dict_unstructure_fn(
+            cls, conv, extra=override(omit=True), _cattrs_omit_if_default=True
+        )
+        extras = conv.get_unstructure_hook(Extras)
+        tag = getattr(cls, "TYPE", "")
+
+        def unstructure(obj: Any) -> dict[str, Any]:
+            out: dict[str, Any] = base(obj)
+            if tag:
+                out["type"] = tag
+            if obj.extra:
+                out.update(extras(obj.extra))
+            return out
+
+        return unstructure
+
+    def is_model(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, Model)
+
+    conv.register_structure_hook_factory(is_model, model_structure)
+    conv.register_unstructure_hook_factory(is_model, model_unstructure)
+
+    for union, flat in ((Item, FlatItem), (Tool, FlatTool)):
+        configure_tagged_union(
+            union,
+            conv,
+            # The flat class is the default, for a missing or unknown tag; it has no
+            # tag of its own and keeps `type` as an ordinary field.
+            tag_generator=lambda cl: getattr(cl, "TYPE", "\0"),
+            tag_name="type",
+            default=flat,
+        )
+        # Unstructure by each value's own class: its hook writes its own tag, and a
+        # flat object keeps the tag it arrived with.
+        conv.register_unstructure_hook(union, lambda v: conv.unstructure(v, v.__class__))
+    return conv
+
+
+CONVERTER: Final = make_converter()
+
+_EVENT_SETS: Final[dict[tuple[Protocol, Direction], tuple[type[Event], ...]]] = {
+    # The spec keeps the transcription-session events in its GA schemas too.
+    ("ga", "client"): (*ga_events.CLIENT_EVENTS, beta_events.TranscriptionSessionUpdate),
+    ("ga", "server"): (
+        *ga_events.SERVER_EVENTS,
+        beta_events.TranscriptionSessionCreated,
+        beta_events.TranscriptionSessionUpdated,
+    ),
+    ("beta", "client"): beta_events.BETA_CLIENT_EVENTS,
+    ("beta", "server"): beta_events.BETA_SERVER_EVENTS,
+    ("translation", "client"): translation_events.TRANSLATION_CLIENT_EVENTS,
+    ("translation", "server"): translation_events.TRANSLATION_SERVER_EVENTS,
+}
+
+
+def event_classes(protocol: Protocol, direction: Direction) -> tuple[type[Event], ...]:
+    """Every event class of one protocol and direction."""
+    return _EVENT_SETS[(protocol, direction)]
+
+
+_TABLES: Final = {
+    key: {cls.TYPE: (cls, CONVERTER.get_structure_hook(cls)) for cls in classes}
+    for key, classes in _EVENT_SETS.items()
+}
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure's JSON path and types; never a value (values may be secrets)."""
+
+    def fmt(e: BaseException, _type: Any) -> str:
+        if isinstance(e, KeyError):
+            return "required field missing"
+        if isinstance(e, TypeError | ValueError) and e.args and isinstance(e.args[0], str):
+            msg: str = e.args[0]
+            return msg if msg.startswith("expected ") else type(e).__name__
+        return type(e).__name__
+
+    try:
+        messages = transform_error(exc, path="$", format_exception=fmt)
+    except Exception:  # noqa: BLE001 (a reason must never fail the decode)
+        return type(exc).__name__
+    parts = []
+    for m in messages[:3]:
+        msg, _, path = m.rpartition(" @ ")
+        parts.append(f"{path}: {msg}" if msg else m)
+    return "; ".join(parts)
+
+
+def _parse(data: bytes) -> tuple[dict[str, Any] | None, str]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        # `msg` describes the fault and where; the exception's `doc` is the payload.
+        return None, f"invalid JSON: {str(exc.msg)[:120]} at byte {exc.pos}"
+    except Exception as exc:  # noqa: BLE001
+        return None, f"invalid JSON: {type(exc).__name__}"
+    if type(obj) is not dict:
+        return None, f"expected a JSON object, got {_json_type(obj)}"
+    return obj, ""
+
+
+def decode(
+    data: bytes,
+    direction: Direction,
+    *,
+    beta: bool = False,
+    translation: bool = False,
+) -> Decoded:
+    """Decode one text frame. Never raises."""
+    obj, reason = _parse(data)
+    if obj is None:
+        return Undecodable(reason=reason, size=len(data))
+    tag = obj.get("type")
+    if type(tag) is not str:
+        missing = "type" not in obj
+        problem = "required field missing" if missing else f"expected str, got {_json_type(tag)}"
+        return Undecodable(reason=f"$.type: {problem}", size=len(data))
+    protocol: Protocol = "translation" if translation else "beta" if beta else "ga"
+    entry = _TABLES[(protocol, direction)].get(tag)
+    try:
+        if entry is None:
+            return UnknownEvent(
+                type=tag, extra=Extras({k: v for k, v in obj.items() if k != "type"})
+            )
+        cls, hook = entry
+        event: Event = hook(obj, cls)
+    except Exception as exc:  # noqa: BLE001 (fail open: the frame is still forwarded)
+        return Undecodable(reason=_reason(exc), size=len(data))
+    return event
+
+
+def decode_rest(route: str, data: bytes, *, response: bool = False) -> Model | Undecodable:
+    """Decode a REST JSON body for a route key of `REST_BODIES`. Never raises."""
+    classes = REST_BODIES.get(route)
+    if classes is None:
+        return Undecodable(reason=f"no model for route {route!r}"[:80], size=len(data))
+    obj, reason = _parse(data)
+    if obj is None:
+        return Undecodable(reason=reason, size=len(data))
+    cls = classes[1] if response else classes[0]
+    try:
+        result: Model = CONVERTER.structure(obj, cls)
+    except Exception as exc:  # noqa: BLE001
+        return Undecodable(reason=_reason(exc), size=len(data))
+    return result
+
+
+def unstructure(model: Model) -> dict[str, Any]:
+    """The JSON object a decoded model came from (equal to the parsed frame)."""
+    if isinstance(model, UnknownEvent):
+        return {"type": model.type, **model.extra}
+    out: dict[str, Any] = CONVERTER.unstructure(model, model.__class__)
+    return out

@@ -1,0 +1,577 @@
+"""
+Realtime events of the GA protocol, both directions.
+
+One class per wire `type`. Shared field groups are small private mixins (`_InItem`,
+`_InContent`) so that a class reads as its wire shape. Sensitive fields are declared by
+type: the same field name (`delta`) is `Audio` in audio-delta events and text
+elsewhere, which is the point of declaring it on the model.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from attrs import field, frozen
+
+from protocol.base import Event
+from protocol.items import ContentPart, Item
+from protocol.session import ErrorInfo, Response, ResponseParams, Session
+from protocol.types import UNSET, Audio, Detail, Json, Opt, Text, ToolText, Transcript
+
+# --- client events ---------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class SessionUpdate(Event):
+    """Client updates the session configuration."""
+
+    TYPE: ClassVar[str] = "session.update"
+    session: Session
+
+
+@frozen(kw_only=True)
+class InputAudioBufferAppend(Event):
+    """Client appends base64 audio to the input buffer."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.append"
+    audio: Audio = field(repr=False)
+
+
+@frozen(kw_only=True)
+class InputAudioBufferCommit(Event):
+    """Client commits the input buffer as a user message."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.commit"
+
+
+@frozen(kw_only=True)
+class InputAudioBufferClear(Event):
+    """Client discards the input buffer."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.clear"
+
+
+@frozen(kw_only=True)
+class OutputAudioBufferClear(Event):
+    """Client (WebRTC/SIP) cuts off the audio being played."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.clear"
+
+
+@frozen(kw_only=True)
+class ConversationItemCreate(Event):
+    """Client adds an item to the conversation."""
+
+    TYPE: ClassVar[str] = "conversation.item.create"
+    previous_item_id: Opt[str | None] = UNSET
+    item: Item
+
+
+@frozen(kw_only=True)
+class ConversationItemRetrieve(Event):
+    """Client asks for an item by id."""
+
+    TYPE: ClassVar[str] = "conversation.item.retrieve"
+    item_id: str
+
+
+@frozen(kw_only=True)
+class ConversationItemTruncate(Event):
+    """Client truncates an assistant audio item at a point in time."""
+
+    TYPE: ClassVar[str] = "conversation.item.truncate"
+    item_id: str
+    content_index: Opt[int] = UNSET
+    audio_end_ms: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class ConversationItemDelete(Event):
+    """Client removes an item."""
+
+    TYPE: ClassVar[str] = "conversation.item.delete"
+    item_id: str
+
+
+@frozen(kw_only=True)
+class ResponseCreate(Event):
+    """Client asks for a response."""
+
+    TYPE: ClassVar[str] = "response.create"
+    response: Opt[ResponseParams] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseCancel(Event):
+    """Client cancels a response in progress."""
+
+    TYPE: ClassVar[str] = "response.cancel"
+    response_id: Opt[str] = UNSET
+
+
+CLIENT_EVENTS: tuple[type[Event], ...] = (
+    SessionUpdate,
+    InputAudioBufferAppend,
+    InputAudioBufferCommit,
+    InputAudioBufferClear,
+    OutputAudioBufferClear,
+    ConversationItemCreate,
+    ConversationItemRetrieve,
+    ConversationItemTruncate,
+    ConversationItemDelete,
+    ResponseCreate,
+    ResponseCancel,
+)
+
+# --- server events ---------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class SessionCreated(Event):
+    """The session exists; its id is the `session` of every later record."""
+
+    TYPE: ClassVar[str] = "session.created"
+    session: Session
+
+
+@frozen(kw_only=True)
+class SessionUpdated(SessionCreated):
+    """The session configuration changed."""
+
+    TYPE: ClassVar[str] = "session.updated"
+
+
+@frozen(kw_only=True)
+class ConversationCreated(Event):
+    """A conversation was created (beta only, still sent by some servers)."""
+
+    TYPE: ClassVar[str] = "conversation.created"
+    conversation: Opt[Json] = UNSET
+
+
+@frozen(kw_only=True)
+class ConversationItemCreated(Event):
+    """An item was added to the conversation."""
+
+    TYPE: ClassVar[str] = "conversation.item.created"
+    previous_item_id: Opt[str | None] = UNSET
+    item: Item
+
+
+@frozen(kw_only=True)
+class ConversationItemAdded(ConversationItemCreated):
+    """An item was added (GA)."""
+
+    TYPE: ClassVar[str] = "conversation.item.added"
+
+
+@frozen(kw_only=True)
+class ConversationItemDone(ConversationItemCreated):
+    """An item is final (GA)."""
+
+    TYPE: ClassVar[str] = "conversation.item.done"
+
+
+@frozen(kw_only=True)
+class ConversationItemRetrieved(Event):
+    """The item a client asked for."""
+
+    TYPE: ClassVar[str] = "conversation.item.retrieved"
+    item: Item
+
+
+@frozen(kw_only=True)
+class ConversationItemDeleted(Event):
+    """An item was removed."""
+
+    TYPE: ClassVar[str] = "conversation.item.deleted"
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ConversationItemTruncated(Event):
+    """An assistant audio item was truncated."""
+
+    TYPE: ClassVar[str] = "conversation.item.truncated"
+    item_id: Opt[str] = UNSET
+    content_index: Opt[int] = UNSET
+    audio_end_ms: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class _InItem(Event):
+    item_id: Opt[str] = UNSET
+    content_index: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioTranscriptionCompleted(_InItem):
+    """The transcript of a user audio item."""
+
+    TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
+    transcript: Opt[Transcript] = UNSET
+    logprobs: Opt[Json] = UNSET
+    usage: Opt[Json] = UNSET
+    languages: Opt[Json] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioTranscriptionDelta(_InItem):
+    """A piece of a user audio item's transcript."""
+
+    TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.delta"
+    delta: Opt[Transcript] = UNSET
+    logprobs: Opt[Json] = UNSET
+    obfuscation: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioTranscriptionFailed(_InItem):
+    """Transcribing a user audio item failed."""
+
+    TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.failed"
+    error: Opt[ErrorInfo] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioTranscriptionSegment(_InItem):
+    """A diarized segment of a user audio item's transcript."""
+
+    TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.segment"
+    id: Opt[str] = UNSET
+    text: Opt[Transcript] = UNSET
+    speaker: Opt[str] = UNSET
+    start: Opt[float] = UNSET
+    end: Opt[float] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioBufferCommitted(Event):
+    """The input buffer became a user item."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.committed"
+    previous_item_id: Opt[str | None] = UNSET
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioBufferCleared(Event):
+    """The input buffer was cleared."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.cleared"
+
+
+@frozen(kw_only=True)
+class InputAudioBufferSpeechStarted(Event):
+    """Voice activity detection heard speech begin."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.speech_started"
+    audio_start_ms: Opt[int] = UNSET
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioBufferSpeechStopped(Event):
+    """Voice activity detection heard speech end."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.speech_stopped"
+    audio_end_ms: Opt[int] = UNSET
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioBufferTimeoutTriggered(Event):
+    """The idle timeout fired with no speech."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.timeout_triggered"
+    audio_start_ms: Opt[int] = UNSET
+    audio_end_ms: Opt[int] = UNSET
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class InputAudioBufferDtmfEventReceived(Event):
+    """A SIP caller pressed a key; the digit is user input."""
+
+    TYPE: ClassVar[str] = "input_audio_buffer.dtmf_event_received"
+    event: Opt[Detail] = UNSET
+    received_at: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class OutputAudioBufferStarted(Event):
+    """WebRTC/SIP output audio started playing."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.started"
+    response_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class OutputAudioBufferStopped(OutputAudioBufferStarted):
+    """WebRTC/SIP output audio finished playing."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.stopped"
+
+
+@frozen(kw_only=True)
+class OutputAudioBufferCleared(OutputAudioBufferStarted):
+    """WebRTC/SIP output audio was cut off."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.cleared"
+
+
+@frozen(kw_only=True)
+class ResponseCreated(Event):
+    """A response began."""
+
+    TYPE: ClassVar[str] = "response.created"
+    response: Response
+
+
+@frozen(kw_only=True)
+class ResponseDone(ResponseCreated):
+    """A response ended, with its output and usage."""
+
+    TYPE: ClassVar[str] = "response.done"
+
+
+@frozen(kw_only=True)
+class _InResponse(Event):
+    response_id: Opt[str] = UNSET
+    item_id: Opt[str] = UNSET
+    output_index: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseOutputItemAdded(Event):
+    """A response produced a new item."""
+
+    TYPE: ClassVar[str] = "response.output_item.added"
+    response_id: Opt[str] = UNSET
+    output_index: Opt[int] = UNSET
+    item: Item
+
+
+@frozen(kw_only=True)
+class ResponseOutputItemDone(ResponseOutputItemAdded):
+    """A response's item is final."""
+
+    TYPE: ClassVar[str] = "response.output_item.done"
+
+
+@frozen(kw_only=True)
+class _InContent(_InResponse):
+    content_index: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseContentPartAdded(_InContent):
+    """A response item gained a content part."""
+
+    TYPE: ClassVar[str] = "response.content_part.added"
+    part: Opt[ContentPart] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseContentPartDone(ResponseContentPartAdded):
+    """A content part is final."""
+
+    TYPE: ClassVar[str] = "response.content_part.done"
+
+
+@frozen(kw_only=True)
+class ResponseOutputTextDelta(_InContent):
+    """A piece of output text."""
+
+    TYPE: ClassVar[str] = "response.output_text.delta"
+    delta: Text
+    obfuscation: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseOutputTextDone(_InContent):
+    """The whole output text."""
+
+    TYPE: ClassVar[str] = "response.output_text.done"
+    text: Opt[Text] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseOutputAudioDelta(_InContent):
+    """A chunk of output audio."""
+
+    TYPE: ClassVar[str] = "response.output_audio.delta"
+    delta: Audio = field(repr=False)
+    obfuscation: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseOutputAudioDone(_InContent):
+    """Output audio for a content part is complete."""
+
+    TYPE: ClassVar[str] = "response.output_audio.done"
+
+
+@frozen(kw_only=True)
+class ResponseOutputAudioTranscriptDelta(_InContent):
+    """A piece of the transcript of output audio."""
+
+    TYPE: ClassVar[str] = "response.output_audio_transcript.delta"
+    delta: Transcript
+    obfuscation: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseOutputAudioTranscriptDone(_InContent):
+    """The whole transcript of output audio."""
+
+    TYPE: ClassVar[str] = "response.output_audio_transcript.done"
+    transcript: Opt[Transcript] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseFunctionCallArgumentsDelta(_InResponse):
+    """A piece of a function call's arguments."""
+
+    TYPE: ClassVar[str] = "response.function_call_arguments.delta"
+    call_id: Opt[str] = UNSET
+    delta: ToolText
+    obfuscation: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseFunctionCallArgumentsDone(_InResponse):
+    """A function call's complete arguments."""
+
+    TYPE: ClassVar[str] = "response.function_call_arguments.done"
+    call_id: Opt[str] = UNSET
+    name: Opt[str] = UNSET
+    arguments: Opt[ToolText] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseMcpCallArgumentsDelta(_InResponse):
+    """A piece of an MCP call's arguments."""
+
+    TYPE: ClassVar[str] = "response.mcp_call_arguments.delta"
+    delta: ToolText
+    obfuscation: Opt[str | None] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseMcpCallArgumentsDone(_InResponse):
+    """An MCP call's complete arguments."""
+
+    TYPE: ClassVar[str] = "response.mcp_call_arguments.done"
+    arguments: Opt[ToolText] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseMcpCallInProgress(Event):
+    """An MCP call started."""
+
+    TYPE: ClassVar[str] = "response.mcp_call.in_progress"
+    output_index: Opt[int] = UNSET
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class ResponseMcpCallCompleted(ResponseMcpCallInProgress):
+    """An MCP call succeeded."""
+
+    TYPE: ClassVar[str] = "response.mcp_call.completed"
+
+
+@frozen(kw_only=True)
+class ResponseMcpCallFailed(ResponseMcpCallInProgress):
+    """An MCP call failed."""
+
+    TYPE: ClassVar[str] = "response.mcp_call.failed"
+
+
+@frozen(kw_only=True)
+class McpListToolsInProgress(Event):
+    """The server is listing an MCP server's tools."""
+
+    TYPE: ClassVar[str] = "mcp_list_tools.in_progress"
+    item_id: Opt[str] = UNSET
+
+
+@frozen(kw_only=True)
+class McpListToolsCompleted(McpListToolsInProgress):
+    """Listing an MCP server's tools succeeded."""
+
+    TYPE: ClassVar[str] = "mcp_list_tools.completed"
+
+
+@frozen(kw_only=True)
+class McpListToolsFailed(McpListToolsInProgress):
+    """Listing an MCP server's tools failed."""
+
+    TYPE: ClassVar[str] = "mcp_list_tools.failed"
+
+
+@frozen(kw_only=True)
+class RateLimitsUpdated(Event):
+    """Current rate limits."""
+
+    TYPE: ClassVar[str] = "rate_limits.updated"
+    rate_limits: Opt[list[Json]] = UNSET
+
+
+@frozen(kw_only=True)
+class Error(Event):
+    """An error the server reports; the connection stays open."""
+
+    TYPE: ClassVar[str] = "error"
+    error: ErrorInfo
+
+
+SERVER_EVENTS: tuple[type[Event], ...] = (
+    SessionCreated,
+    SessionUpdated,
+    ConversationCreated,
+    ConversationItemCreated,
+    ConversationItemAdded,
+    ConversationItemDone,
+    ConversationItemRetrieved,
+    ConversationItemDeleted,
+    ConversationItemTruncated,
+    InputAudioTranscriptionCompleted,
+    InputAudioTranscriptionDelta,
+    InputAudioTranscriptionFailed,
+    InputAudioTranscriptionSegment,
+    InputAudioBufferCommitted,
+    InputAudioBufferCleared,
+    InputAudioBufferSpeechStarted,
+    InputAudioBufferSpeechStopped,
+    InputAudioBufferTimeoutTriggered,
+    InputAudioBufferDtmfEventReceived,
+    OutputAudioBufferStarted,
+    OutputAudioBufferStopped,
+    OutputAudioBufferCleared,
+    ResponseCreated,
+    ResponseDone,
+    ResponseOutputItemAdded,
+    ResponseOutputItemDone,
+    ResponseContentPartAdded,
+    ResponseContentPartDone,
+    ResponseOutputTextDelta,
+    ResponseOutputTextDone,
+    ResponseOutputAudioDelta,
+    ResponseOutputAudioDone,
+    ResponseOutputAudioTranscriptDelta,
+    ResponseOutputAudioTranscriptDone,
+    ResponseFunctionCallArgumentsDelta,
+    ResponseFunctionCallArgumentsDone,
+    ResponseMcpCallArgumentsDelta,
+    ResponseMcpCallArgumentsDone,
+    ResponseMcpCallInProgress,
+    ResponseMcpCallCompleted,
+    ResponseMcpCallFailed,
+    McpListToolsInProgress,
+    McpListToolsCompleted,
+    McpListToolsFailed,
+    RateLimitsUpdated,
+    Error,
+)

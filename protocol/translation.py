@@ -1,0 +1,83 @@
+"""
+Events of the translation socket (`/v1/realtime/translations`).
+
+Its client sends audio under `session.input_audio_buffer.append`; its server returns
+translated audio that states its own `sample_rate` and `channels`, plus transcripts of
+both sides. The session is the GA `Session` with `type: translation`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from attrs import field, frozen
+
+from protocol import events as ga
+from protocol.base import Event
+from protocol.types import UNSET, Audio, Opt, Transcript
+
+
+@frozen(kw_only=True)
+class TranslationAudioAppend(Event):
+    """Client appends source audio."""
+
+    TYPE: ClassVar[str] = "session.input_audio_buffer.append"
+    audio: Audio = field(repr=False)
+
+
+@frozen(kw_only=True)
+class SessionClose(Event):
+    """Client ends the translation session."""
+
+    TYPE: ClassVar[str] = "session.close"
+
+
+@frozen(kw_only=True)
+class SessionClosed(Event):
+    """Server confirms the session ended."""
+
+    TYPE: ClassVar[str] = "session.closed"
+
+
+@frozen(kw_only=True)
+class InputTranscriptDelta(Event):
+    """A piece of the source-language transcript."""
+
+    TYPE: ClassVar[str] = "session.input_transcript.delta"
+    delta: Transcript
+    elapsed_ms: Opt[int] = UNSET
+
+
+@frozen(kw_only=True)
+class OutputTranscriptDelta(InputTranscriptDelta):
+    """A piece of the target-language transcript."""
+
+    TYPE: ClassVar[str] = "session.output_transcript.delta"
+
+
+@frozen(kw_only=True)
+class OutputAudioDelta(Event):
+    """A chunk of translated audio, with its own format."""
+
+    TYPE: ClassVar[str] = "session.output_audio.delta"
+    delta: Audio = field(repr=False)
+    elapsed_ms: Opt[int] = UNSET
+    format: Opt[str] = UNSET
+    sample_rate: Opt[int] = UNSET
+    channels: Opt[int] = UNSET
+
+
+TRANSLATION_CLIENT_EVENTS: tuple[type[Event], ...] = (
+    ga.SessionUpdate,
+    TranslationAudioAppend,
+    SessionClose,
+)
+TRANSLATION_SERVER_EVENTS: tuple[type[Event], ...] = (
+    ga.SessionCreated,
+    ga.SessionUpdated,
+    SessionClosed,
+    InputTranscriptDelta,
+    OutputTranscriptDelta,
+    OutputAudioDelta,
+    ga.Error,
+)

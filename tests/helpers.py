@@ -1,0 +1,68 @@
+"""Shared test data loaders: the spec's examples, the SDK field lists, the corpus."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "data"
+PROTOCOLS = ("ga", "beta", "translation")
+
+
+def decode_kwargs(proto: str) -> dict[str, bool]:
+    return {"beta": proto == "beta", "translation": proto == "translation"}
+
+
+def parse_lenient(text: str) -> list[dict[str, Any]]:
+    """The spec's examples are JSON with comments, trailing commas, several objects."""
+    text = re.sub(r"(?m)(^|\s)//[^\n]*", r"\1", text)
+    text = re.sub(r",(\s*[}\]])", r"\1", text)
+    decoder = json.JSONDecoder()
+    out, i = [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        obj, i = decoder.raw_decode(text, i)
+        # Known quirk: the DTMF example's type has a leading space.
+        obj["type"] = obj["type"].strip()
+        out.append(obj)
+
+
+def spec_examples() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(schema, protocol, direction, event) for every example in the spec."""
+    rows = json.loads((DATA / "spec_examples.json").read_text())
+    return [
+        (r["schema"], r["protocol"], r["direction"], obj)
+        for r in rows
+        for obj in parse_lenient(r["example"])
+    ]
+
+
+def corpus(proto: str | None = None, direction: str | None = None) -> list[tuple[str, str, bytes]]:
+    """(protocol, direction, frame) for every corpus event."""
+    out = []
+    for path in sorted((DATA / "corpus").glob("*.jsonl")):
+        p, d = path.stem.split("_")
+        if (proto and p != proto) or (direction and d != direction):
+            continue
+        out += [(p, d, line) for line in path.read_bytes().splitlines() if line]
+    return out
+
+
+def sdk_field_paths() -> list[tuple[str, str, str, str, str]]:
+    """(protocol, direction, event type, field path, type) from the SDK's field lists."""
+    out = []
+    for path in sorted((DATA / "reference").glob("sdk-*-fields.txt")):
+        proto, direction = path.stem.removeprefix("sdk-").removesuffix("-fields").split("_")
+        event = ""
+        for line in path.read_text().splitlines():
+            if line.startswith("## "):
+                event = line.split()[1]
+            elif line.strip():
+                field, _, typ = line.strip().rpartition(": ")
+                out.append((proto, direction, event, field, typ))
+    return out
