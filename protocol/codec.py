@@ -226,7 +226,8 @@ def make_converter() -> Converter:
         def unstructure(obj: Any) -> dict[str, Any]:
             out: dict[str, Any] = base(obj)
             if tag:
-                out["type"] = tag
+                # The tag first: records read better with the type at the front.
+                out = {"type": tag, **out}
             if obj.extra:
                 out.update(extras(obj.extra))
             return out

@@ -1,0 +1,118 @@
+"""
+The aiohttp application: routes, shared state, and the operations endpoints.
+
+Realtime WebSocket upgrades go to the relay; other requests under the Realtime paths go
+to the REST exchange; `/healthz`, `/readyz` and `/metrics` answer for operators. Nothing
+outside the Realtime paths is forwarded, so earshot is not a general-purpose proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proxy import relay, rest
+from proxy.context import APP, AppState
+from proxy.metrics import Metrics
+from proxy.records import EventPolicy
+from proxy.redact import Policy, Redactor
+from proxy.settings import Settings
+from proxy.upstream import Upstream, trace_config
+
+_WEBSOCKET_PATHS: Final = re.compile(r"^(?:/v1/realtime(?:/translations)?|/openai(?:/v1)?/realtime)/?$")
+_FORWARDED: Final = re.compile(r"^(?:/openai)?(?:/v1)?/realtime(?:/|$)")
+
+
+def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) -> Policy:
+    env = os.environ if environ is None else environ
+    key = env.get(settings.redaction.fingerprint_key_env, "")
+    kwargs: dict[str, Any] = {}
+    if key:
+        kwargs["fingerprint_key"] = key.encode()
+    return Policy(
+        text=settings.text_policy(),  # type: ignore[arg-type]
+        image_host=settings.redaction.image_host,
+        audio_hash=settings.redaction.audio_hash,
+        patterns=tuple(settings.redaction.patterns),
+        **kwargs,
+    )
+
+
+def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) -> web.Application:
+    """The earshot application, logging through `log` (a structlog bound logger)."""
+    app = web.Application(client_max_size=settings.limits.max_body_bytes)
+    app[APP] = AppState(
+        settings=settings,
+        log=log,
+        redactor=Redactor(redaction_policy(settings)),
+        event_policy=EventPolicy(settings.log.events),
+        upstream=Upstream(settings),
+        metrics=metrics or Metrics(),
+    )
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[APP]
+    connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+    state.client = aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[trace_config()],
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=state.settings.upstream.connect_timeout),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+        trust_env=False,
+    )
+    yield
+    await state.client.close()
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Route a request by its path: a Realtime upgrade, a REST call, or nothing."""
+    state = request.app[APP]
+    path = request.path
+    prefix = state.settings.listen.path_prefix
+    if prefix:
+        if not (path == prefix or path.startswith(prefix + "/")):
+            raise web.HTTPNotFound()
+        path = path[len(prefix) :]
+    raw = request.rel_url.raw_path
+    if request.method == "CONNECT" or not raw.startswith("/") or raw.startswith("//") or "/../" in raw + "/" or "/./" in raw + "/":
+        raise web.HTTPBadRequest(text="earshot: request target not accepted\n")
+    if not _FORWARDED.match(path):
+        raise web.HTTPNotFound()
+    if (
+        request.method == "GET"
+        and _WEBSOCKET_PATHS.match(path)
+        and request.headers.get("Upgrade", "").lower() == "websocket"
+    ):
+        return await relay.realtime(request)
+    return await rest.exchange(request)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[APP]
+    if state.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    return web.json_response({"status": "ready", "sessions": len(state.sessions)})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    state = request.app[APP]
+    body = generate_latest(state.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,35 @@
+"""
+The application's shared state, behind one typed `web.AppKey`: settings, the upstream
+client session, the redactor, the logger, metrics, and the set of open sessions that a
+drain closes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import attrs
+from aiohttp import web
+
+from proxy.metrics import Metrics
+from proxy.records import EventPolicy
+from proxy.redact import Redactor
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+
+
+@attrs.define(eq=False)
+class AppState:
+    settings: Settings
+    log: Any
+    redactor: Redactor
+    event_policy: EventPolicy
+    upstream: Upstream
+    metrics: Metrics
+    client: aiohttp.ClientSession = attrs.field(default=None)
+    draining: bool = False
+    sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
+
+
+APP: web.AppKey[AppState] = web.AppKey("earshot", AppState)

@@ -1,0 +1,189 @@
+"""
+The log sink and structlog's configuration: JSON lines, rendered with orjson, written by
+a thread so that a slow disk or an unread pipe never stalls the relay.
+
+`LogSink` is a bounded buffer of rendered lines with one writer thread. When it is full,
+records are dropped and counted (`on_full: drop`, the default) or the producer waits
+(`on_full: block`, for audit deployments). Once the writer catches up after drops, it
+writes one `log.dropped` record with the count. `configure()` is called once, by the
+entry point; nothing here configures structlog at import.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any, Final, TextIO
+
+import orjson
+import structlog
+
+_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class _Clock:
+    """RFC 3339 UTC timestamps with microseconds; the date part is formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        t = time.time()
+        second = int(t)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((t - second) * 1_000_000):06d}Z"
+
+
+_CLOCK: Final = _Clock()
+
+
+def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    """The one renderer: `ts`, `level`, `event` first, then the record's fields."""
+    record = {"ts": _CLOCK.now(), "level": method, "event": event_dict.pop("event", ""), **event_dict}
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        # A value orjson cannot encode must not take the relay down, nor be logged raw.
+        safe = {"ts": record["ts"], "level": method, "event": "log.render_failed", "for": str(record["event"])[:64]}
+        return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+
+
+class LogSink:
+    """A bounded buffer of rendered lines and the thread that writes them."""
+
+    def __init__(
+        self,
+        output: str = "stdout",
+        *,
+        capacity: int = 20_000,
+        block: bool = False,
+        on_written: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self._output = output
+        self._capacity = capacity
+        self._block = block
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._wake = threading.Event()
+        self._space = threading.Condition()
+        self._closing = False
+        self._dropped = 0  # not yet reported in a log.dropped record
+        self.dropped_total = 0
+        self.written_total = 0
+        self._on_written = on_written
+        self._on_dropped = on_dropped
+        self._fd = -1
+        self._thread = threading.Thread(target=self._run, name="earshot-log-writer", daemon=True)
+        self._thread.start()
+
+    # structlog calls the logger's method named after the level with the rendered bytes.
+    def msg(self, line: bytes) -> None:
+        if len(self._lines) >= self._capacity:
+            if not self._block:
+                self._dropped += 1
+                self.dropped_total += 1
+                if self._on_dropped:
+                    self._on_dropped(1)
+                return
+            with self._space:
+                while len(self._lines) >= self._capacity and not self._closing:
+                    self._space.wait(0.1)
+        self._lines.append(line)
+        if len(self._lines) == 1:
+            self._wake.set()
+
+    debug = info = warning = error = critical = exception = msg
+
+    def _open(self) -> int:
+        if self._output == "stdout":
+            return sys.stdout.fileno()
+        if self._output == "stderr":
+            return sys.stderr.fileno()
+        return os.open(self._output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def _write(self, data: bytes) -> None:
+        if self._fd < 0:
+            self._fd = self._open()
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.2)
+            self._wake.clear()
+            batch = []
+            while self._lines and len(batch) < 4096:
+                batch.append(self._lines.popleft())
+            if batch:
+                with self._space:
+                    self._space.notify_all()
+                try:
+                    self._write(b"".join(batch))
+                except (OSError, ValueError):
+                    # Disk full, read-only, closed pipe: the records are lost, counted,
+                    # and reported once writing works again. Traffic is not affected.
+                    self._dropped += len(batch)
+                    self.dropped_total += len(batch)
+                    if self._on_dropped:
+                        self._on_dropped(len(batch))
+                    time.sleep(0.05)
+                    continue
+                self.written_total += len(batch)
+                if self._on_written:
+                    self._on_written(len(batch))
+                if self._lines:
+                    self._wake.set()
+            if self._dropped and not self._lines:
+                self._report_dropped()
+            if self._closing and not self._lines:
+                return
+
+    def _report_dropped(self) -> None:
+        count, self._dropped = self._dropped, 0
+        line = render(None, "warning", {"event": "log.dropped", "count": count})
+        try:
+            self._write(line)
+        except (OSError, ValueError):
+            self._dropped += count
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is buffered (waiting at most `timeout`), then stop the writer."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._fd > 2:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def make_logger(sink: Any, level: str = "info") -> Any:
+    """A bound logger writing to `sink`, without touching structlog's global config."""
+    return structlog.wrap_logger(
+        sink,
+        processors=[render],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+    )
+
+
+def configure(sink: LogSink, level: str = "info") -> None:
+    """Configure structlog for earshot: called once, by the entry point."""
+    structlog.configure(
+        processors=[render],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+        logger_factory=lambda *_: sink,
+        cache_logger_on_first_use=True,
+    )
+
+
+def stderr_line(message: str, stream: TextIO | None = None) -> None:
+    """A human-readable line for the CLI before logging is configured."""
+    print(message, file=stream or sys.stderr)

@@ -1,0 +1,315 @@
+"""
+Records: what one frame becomes in the log, per the event policy.
+
+A `Recorder` belongs to one WebSocket connection. For each frame, before the relay
+forwards it, `Recorder.frame` decodes a copy (`protocol`), redacts it (`redact`), and
+hands the record to the logger: a `realtime.event`, a contribution to a
+`realtime.summary` (audio appends and deltas folded together until a natural
+boundary), or a `realtime.undecodable` with metadata only. It also follows the session:
+its id (bound to every later record) and its audio formats (for durations).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import time
+import typing
+from typing import Any, Final
+
+import attrs
+
+import protocol
+from protocol import beta as beta_events
+from protocol import events as ga
+from protocol import translation as tr
+from protocol import types as pt
+from protocol.session import BetaSession, Session
+from proxy.redact import AUDIO_BYTES_PER_MS, PCM16_24K, Redactor, base64_length, bytes_per_ms
+
+_MAX_SUMMARIES: Final = 64
+_POLICY_CACHE_MAX: Final = 1024
+
+
+class EventPolicy:
+    """`full`, `summary` or `off` per event type, from exact names and globs."""
+
+    def __init__(self, events: dict[str, str]) -> None:
+        self.default = events.get("default", "full")
+        self._exact = {k: v for k, v in events.items() if k != "default" and not _is_glob(k)}
+        self._globs = [(k, v) for k, v in events.items() if _is_glob(k)]
+        self._cache: dict[str, str] = {}
+
+    def mode(self, event_type: str) -> str:
+        mode = self._cache.get(event_type)
+        if mode is None:
+            mode = self._exact.get(event_type) or next(
+                (v for k, v in self._globs if fnmatch.fnmatchcase(event_type, k)), self.default
+            )
+            if len(self._cache) < _POLICY_CACHE_MAX:
+                self._cache[event_type] = mode
+        return mode
+
+
+def _is_glob(key: str) -> bool:
+    return any(c in key for c in "*?[")
+
+
+def _fold_field(cls: type) -> tuple[str, bool] | None:
+    """The top-level field a summary measures: (name, is_audio), if the class has one."""
+    hints = typing.get_type_hints(cls)
+    for a in attrs.fields(cls):
+        if a.name in ("audio", "delta"):
+            tp = hints[a.name]
+            return a.name, tp is pt.Audio
+    return None
+
+
+_FOLD: Final = {
+    cls: _fold_field(cls)
+    for proto in ("ga", "beta", "translation")
+    for direction in ("client", "server")
+    for cls in protocol.event_classes(proto, direction)  # type: ignore[arg-type]
+}
+
+# Client events and server events that end the client's audio stream for now.
+_INPUT_BOUNDARIES: Final = frozenset(
+    {
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "session.close",
+        "session.closed",
+    }
+)
+
+
+@attrs.define
+class Summary:
+    """Frames of one kind folded together: counts only, so memory stays bounded."""
+
+    direction: str
+    type: str
+    started: float
+    item_id: str | None = None
+    response_id: str | None = None
+    frames: int = 0
+    bytes: int = 0
+    wire_bytes: int = 0
+    ms: float = 0.0
+    chars: int = 0
+    audio: bool = False
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "direction": self.direction,
+            "type": self.type,
+            "frames": self.frames,
+            "bytes": self.bytes if self.audio else self.wire_bytes,
+            "wire_bytes": self.wire_bytes,
+        }
+        if self.audio:
+            out["ms"] = round(self.ms, 1)
+        elif self.chars:
+            out["chars"] = self.chars
+        if self.item_id is not None:
+            out["item_id"] = self.item_id
+        if self.response_id is not None:
+            out["response_id"] = self.response_id
+        return out
+
+
+@attrs.define
+class Counts:
+    """Frames and bytes per direction, for `ws.close` and metrics."""
+
+    frames: int = 0
+    bytes: int = 0
+    undecodable: int = 0
+
+
+class Recorder:
+    """Turns one connection's frames into records, before they are forwarded."""
+
+    def __init__(
+        self,
+        log: Any,
+        redactor: Redactor,
+        policy: EventPolicy,
+        *,
+        beta: bool = False,
+        translation: bool = False,
+        summary_interval: float = 5.0,
+        on_undecodable: Any = None,
+    ) -> None:
+        self.log = log
+        self._redactor = redactor
+        self._policy = policy
+        self._beta = beta
+        self._translation = translation
+        self._interval = summary_interval
+        self._summaries: dict[tuple[Any, ...], Summary] = {}
+        self._on_undecodable = on_undecodable
+        self.session_id: str | None = None
+        self.input_bpms = PCM16_24K
+        self.output_bpms = PCM16_24K
+        self.counts = {"client": Counts(), "server": Counts()}
+
+    # --- the per-frame path ------------------------------------------------------------
+
+    def text(self, direction: protocol.Direction, data: bytes) -> None:
+        """Record one text frame. Never raises: a failure becomes a metadata record."""
+        counts = self.counts[direction]
+        counts.frames += 1
+        counts.bytes += len(data)
+        try:
+            decoded = protocol.decode(data, direction, beta=self._beta, translation=self._translation)
+            if isinstance(decoded, protocol.Undecodable):
+                self._undecodable(direction, data, decoded.reason)
+                return
+            self._event(direction, decoded, len(data))
+        except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
+            self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
+
+    def binary(self, direction: protocol.Direction, data: bytes) -> None:
+        """Record one binary frame: Realtime events are text, so metadata only."""
+        counts = self.counts[direction]
+        counts.frames += 1
+        counts.bytes += len(data)
+        self._undecodable(direction, data, "binary frame")
+
+    def _undecodable(self, direction: str, data: bytes, reason: str) -> None:
+        self.counts[direction].undecodable += 1  # type: ignore[index]
+        if self._on_undecodable is not None:
+            self._on_undecodable(direction)
+        self.log.warning(
+            "realtime.undecodable",
+            direction=direction,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest()[:16],
+            reason=reason,
+        )
+
+    def _event(self, direction: str, event: protocol.Event | protocol.UnknownEvent, size: int) -> None:
+        event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
+        if direction == "server":
+            self._follow_server(event)
+        elif isinstance(event, ga.SessionUpdate | beta_events.BetaSessionUpdate):
+            self._follow_formats(event.session)
+        self._flush_boundaries(direction, event_type, event)
+        mode = self._policy.mode(event_type)
+        if mode == "off":
+            return
+        if mode == "summary":
+            self._fold(direction, event_type, event, size)
+            return
+        AUDIO_BYTES_PER_MS.set(self._bpms(direction, event))
+        record: dict[str, Any] = {
+            "direction": direction,
+            "type": self._redactor.scrub_text(event_type),
+            "size": size,
+            "payload": self._redactor.model(event),
+        }
+        event_id = event.event_id if isinstance(event, protocol.Event) else event.extra.get("event_id")
+        if isinstance(event_id, str):
+            record["event_id"] = self._redactor.scrub_text(event_id[:128])
+        if isinstance(event, protocol.UnknownEvent):
+            record["unknown"] = True
+        elif problems := protocol.validate(event):
+            record["problems"] = problems
+        self.log.info("realtime.event", **record)
+
+    # --- summaries ---------------------------------------------------------------------
+
+    def _fold(self, direction: str, event_type: str, event: Any, size: int) -> None:
+        item_id = getattr(event, "item_id", None)
+        response_id = getattr(event, "response_id", None)
+        item_id = item_id if isinstance(item_id, str) else None
+        response_id = response_id if isinstance(response_id, str) else None
+        key = (direction, event_type, item_id, response_id)
+        now = time.monotonic()
+        summary = self._summaries.get(key)
+        if summary is None:
+            if len(self._summaries) >= _MAX_SUMMARIES:
+                self._flush(next(iter(self._summaries)))
+            summary = self._summaries[key] = Summary(
+                direction=direction,
+                type=self._redactor.scrub_text(event_type),
+                started=now,
+                item_id=self._redactor.scrub_text(item_id[:128]) if item_id else None,
+                response_id=self._redactor.scrub_text(response_id[:128]) if response_id else None,
+            )
+        summary.frames += 1
+        summary.wire_bytes += size
+        fold = _FOLD.get(type(event))
+        if fold is not None:
+            value = getattr(event, fold[0])
+            if fold[1]:
+                n = base64_length(value)
+                summary.audio = True
+                summary.bytes += n
+                summary.ms += n / self._bpms(direction, event)
+            else:
+                summary.chars += len(value)
+        if now - summary.started >= self._interval:
+            self._flush(key)
+
+    def _flush(self, key: tuple[Any, ...]) -> None:
+        summary = self._summaries.pop(key, None)
+        if summary is not None:
+            self.log.info("realtime.summary", **summary.record())
+
+    def _flush_boundaries(self, direction: str, event_type: str, event: Any) -> None:
+        if not self._summaries:
+            return
+        if event_type in _INPUT_BOUNDARIES:
+            for key in [k for k in self._summaries if k[0] == "client"]:
+                self._flush(key)
+        if event_type.endswith(".done"):
+            delta = event_type[: -len(".done")] + ".delta"
+            item_id = getattr(event, "item_id", None)
+            for key in [k for k in self._summaries if k[1] == delta and k[2] in (item_id, None)]:
+                self._flush(key)
+        if event_type in ("response.done", "response.cancel", "session.closed"):
+            for key in [k for k in self._summaries if k[0] == direction or event_type != "response.done"]:
+                self._flush(key)
+
+    def close(self) -> None:
+        """Flush every open summary (at connection close)."""
+        for key in list(self._summaries):
+            self._flush(key)
+
+    # --- following the session ---------------------------------------------------------
+
+    def _follow_server(self, event: Any) -> None:
+        session = getattr(event, "session", None)
+        if not isinstance(session, Session | BetaSession):
+            return
+        if self.session_id is None and isinstance(session.id, str) and session.id:
+            self.session_id = self._redactor.scrub_text(session.id[:128])
+            self.log = self.log.bind(session=self.session_id)
+        self._follow_formats(session)
+
+    def _follow_formats(self, session: Any) -> None:
+        if isinstance(session, BetaSession):
+            if isinstance(session.input_audio_format, str):
+                self.input_bpms = bytes_per_ms(session.input_audio_format)
+            if isinstance(session.output_audio_format, str):
+                self.output_bpms = bytes_per_ms(session.output_audio_format)
+            return
+        audio = session.audio
+        if not isinstance(audio, protocol.Model):
+            return
+        for side in ("input", "output"):
+            fmt = getattr(getattr(audio, side, None), "format", None)
+            if isinstance(fmt, protocol.Model):
+                bpms = bytes_per_ms(getattr(fmt, "type", None), getattr(fmt, "rate", None))
+                setattr(self, f"{side}_bpms", bpms)
+
+    def _bpms(self, direction: str, event: Any) -> float:
+        if isinstance(event, tr.OutputAudioDelta) and isinstance(event.sample_rate, int):
+            channels = event.channels if isinstance(event.channels, int) and event.channels > 0 else 1
+            return bytes_per_ms("audio/pcm", event.sample_rate) * channels
+        return self.input_bpms if direction == "client" else self.output_bpms

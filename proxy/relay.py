@@ -1,0 +1,328 @@
+"""
+The WebSocket relay: one client socket, one upstream socket, frames both ways.
+
+Read this top to bottom to follow a frame: the handler dials the upstream first (so a
+refused handshake is answered with the upstream's own status before the client is
+upgraded), upgrades the client with the subprotocol the upstream chose, then reads the
+client in its own task while one named pump task reads the upstream. Each frame is
+recorded (decode → redact → log) and then forwarded as the bytes that arrived, awaiting
+every send. Close codes and reasons propagate both ways; the pump is cancelled and
+awaited in `finally`, so nothing outlives the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from protocol import Direction
+from proxy.context import APP, AppState
+from proxy.records import Recorder
+from proxy.upstream import HANDSHAKE_BODY
+
+_CONN_IDS: Final = itertools.count(1)
+BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
+_UNSENDABLE: Final = frozenset({1005, 1006, 1015})
+_CLOSE_TIMEOUT: Final = 5.0
+
+
+def conn_id(prefix: str = "c") -> str:
+    return f"{prefix}{next(_CONN_IDS):06d}"
+
+
+class _Leg:
+    """How one side of the session ended."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.reason: bytes = b""
+        # Set by the side that starts closing, so the other side's reader, which then
+        # sees its socket closing, knows it is not a failure.
+        self.ending = False
+
+
+async def realtime(request: web.Request) -> web.StreamResponse:
+    """Relay one Realtime WebSocket session."""
+    state = request.app[APP]
+    if state.draining:
+        return web.Response(status=503, text="earshot is shutting down\n", headers={"Retry-After": "1"})
+    settings = state.settings
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    beta = BETA_SUBPROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+    translation = request.path.rstrip("/").endswith("/realtime/translations")
+    conn = conn_id()
+    log = state.log.bind(conn=conn)
+    url = state.upstream.url(_upstream_path(request, state), request.rel_url.raw_query_string, websocket=True)
+
+    up = await _dial(request, state, url, offered, log)
+    if isinstance(up, web.StreamResponse):
+        return up
+
+    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
+        protocols=(up.protocol,) if up.protocol else (),
+        max_msg_size=settings.limits.max_frame_bytes,
+        heartbeat=settings.upstream.heartbeat,
+        autoclose=False,
+        autoping=True,
+        decode_text=False,
+        compress=True,
+    )
+    started = time.monotonic()
+    recorder = Recorder(
+        log,
+        state.redactor,
+        state.event_policy,
+        beta=beta,
+        translation=translation,
+        summary_interval=settings.log.summary_interval,
+        on_undecodable=_count_undecodable(state),
+    )
+    client_leg, upstream_leg = _Leg(), _Leg()
+    closed_by = "proxy"
+    state.sessions.add(ws)
+    state.metrics.sessions_active.inc()
+    state.metrics.sessions.labels(protocol="translation" if translation else "beta" if beta else "ga").inc()
+    pump: asyncio.Task[str] | None = None
+    try:
+        await ws.prepare(request)
+        recorder.log.info(
+            "ws.open",
+            path=state.redactor.url(request.path_qs)[:512],
+            **_model_or_call(request, state),
+            protocol="beta" if beta else "ga",
+            surface="translation" if translation else "realtime",
+            subprotocol=up.protocol,
+            headers=state.redactor.headers(request.headers.items()),
+        )
+        pump = asyncio.create_task(
+            _pump(up, ws, recorder, state, upstream_leg, client_leg), name=f"earshot-pump-{conn}"
+        )
+        closed_by = await _client_to_upstream(
+            ws, up, recorder, state, client_leg, upstream_leg, pump
+        )
+    except (ConnectionResetError, aiohttp.ClientError, OSError):
+        closed_by = "client" if ws.closed else "upstream"
+    finally:
+        if pump is not None:
+            if not pump.done():
+                pump.cancel()
+            try:
+                pump_result = await pump
+                if not closed_by:
+                    closed_by = pump_result or "proxy"
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 (already reported)
+                closed_by = closed_by or "upstream"
+        await _close_quietly(up, WSCloseCode.GOING_AWAY)
+        await _close_quietly(ws, WSCloseCode.GOING_AWAY)
+        state.sessions.discard(ws)
+        state.metrics.sessions_active.dec()
+        recorder.close()
+        leg = client_leg if closed_by == "client" else upstream_leg
+        recorder.log.info(
+            "ws.close",
+            closed_by=closed_by,
+            code=leg.code if leg.code is not None else ws.close_code,
+            reason=state.redactor.reason(leg.reason),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            client_frames=recorder.counts["client"].frames,
+            client_bytes=recorder.counts["client"].bytes,
+            server_frames=recorder.counts["server"].frames,
+            server_bytes=recorder.counts["server"].bytes,
+            undecodable=recorder.counts["client"].undecodable + recorder.counts["server"].undecodable,
+        )
+    return ws
+
+
+async def _dial(
+    request: web.Request, state: AppState, url: Any, offered: list[str], log: Any
+) -> aiohttp.ClientWebSocketResponse[Any] | web.StreamResponse:
+    """Connect upstream, or answer the client as the upstream answered us."""
+    settings = state.settings
+    HANDSHAKE_BODY.set(None)
+    try:
+        return await state.client.ws_connect(
+            url,
+            headers=state.upstream.headers(request.headers.items()),
+            protocols=state.upstream.subprotocols(offered),
+            max_msg_size=settings.limits.max_frame_bytes,
+            heartbeat=settings.upstream.heartbeat,
+            autoclose=False,
+            autoping=True,
+            decode_text=False,
+            timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
+            proxy=None,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        content_type, body = HANDSHAKE_BODY.get() or ("text/plain", b"")
+        status = exc.status if 400 <= exc.status <= 599 else 502
+        kind = f"handshake_{status}" if status in (401, 403, 404, 429) else "handshake_other"
+        return _refuse(state, log, request, status, kind, body, content_type)
+    except TimeoutError:
+        return _refuse(state, log, request, 504, "connect_timeout", b"upstream connect timeout\n")
+    except (aiohttp.ClientError, OSError):
+        return _refuse(state, log, request, 502, "connect_error", b"upstream unreachable\n")
+
+
+def _refuse(
+    state: AppState,
+    log: Any,
+    request: web.Request,
+    status: int,
+    kind: str,
+    body: bytes,
+    content_type: str = "text/plain",
+) -> web.Response:
+    state.metrics.upstream_failures.labels(kind=kind).inc()
+    log.warning(
+        "ws.rejected",
+        path=state.redactor.url(request.path_qs)[:512],
+        status=status,
+        kind=kind,
+        headers=state.redactor.headers(request.headers.items()),
+    )
+    return web.Response(status=status, body=body, content_type=content_type.split(";")[0])
+
+
+def _upstream_path(request: web.Request, state: AppState) -> str:
+    path = request.rel_url.raw_path
+    return path[len(state.upstream.prefix) :] if state.upstream.prefix else path
+
+
+def _model_or_call(request: web.Request, state: AppState) -> dict[str, str]:
+    out = {}
+    for key in ("model", "call_id", "intent", "deployment", "api-version"):
+        value = request.query.get(key)
+        if value is not None:
+            out[key.replace("-", "_")] = state.redactor.scrub_text(value[:128])
+    return out
+
+
+def _count_undecodable(state: AppState) -> Any:
+    undecodable = state.metrics.totals.undecodable
+
+    def count(direction: str) -> None:
+        undecodable[direction] += 1
+
+    return count
+
+
+async def _client_to_upstream(
+    ws: web.WebSocketResponse[Any],
+    up: aiohttp.ClientWebSocketResponse[Any],
+    recorder: Recorder,
+    state: AppState,
+    leg: _Leg,
+    other: _Leg,
+    pump: asyncio.Task[str],
+) -> str:
+    """Read the client until it closes; returns who ended the session."""
+    frames, nbytes = state.metrics.totals.frames, state.metrics.totals.bytes
+    while True:
+        msg = await ws.receive()
+        if msg.type is WSMsgType.TEXT:
+            frames["client"] += 1
+            nbytes["client"] += len(msg.data)
+            recorder.text("client", msg.data)
+            await up.send_frame(msg.data, WSMsgType.TEXT)
+        elif msg.type is WSMsgType.BINARY:
+            frames["client"] += 1
+            nbytes["client"] += len(msg.data)
+            recorder.binary("client", msg.data)
+            await up.send_frame(msg.data, WSMsgType.BINARY)
+        elif msg.type is WSMsgType.CLOSE:
+            leg.ending = True
+            leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
+            await _close_quietly(up, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            await _close_quietly(ws, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            return "client"
+        elif pump.done() or other.ending:
+            return ""  # the upstream side ended the session; the pump knows how
+        elif msg.type is WSMsgType.ERROR:
+            leg.ending = True
+            leg.code = ws.close_code
+            await _close_quietly(up, _error_code(msg.data))
+            return "proxy" if leg.code == WSCloseCode.MESSAGE_TOO_BIG else "client"
+        else:  # CLOSING / CLOSED: the client vanished
+            leg.ending = True
+            leg.code = WSCloseCode.ABNORMAL_CLOSURE
+            await _close_quietly(up, WSCloseCode.GOING_AWAY)
+            return "client"
+
+
+async def _pump(
+    up: aiohttp.ClientWebSocketResponse[Any],
+    ws: web.WebSocketResponse[Any],
+    recorder: Recorder,
+    state: AppState,
+    leg: _Leg,
+    other: _Leg,
+) -> str:
+    """Read the upstream until it closes, forwarding to the client."""
+    frames, nbytes = state.metrics.totals.frames, state.metrics.totals.bytes
+    while True:
+        msg = await up.receive()
+        if msg.type is WSMsgType.TEXT:
+            frames["server"] += 1
+            nbytes["server"] += len(msg.data)
+            recorder.text("server", msg.data)
+            await ws.send_frame(msg.data, WSMsgType.TEXT)
+        elif msg.type is WSMsgType.BINARY:
+            frames["server"] += 1
+            nbytes["server"] += len(msg.data)
+            recorder.binary("server", msg.data)
+            await ws.send_frame(msg.data, WSMsgType.BINARY)
+        elif msg.type is WSMsgType.CLOSE:
+            leg.ending = True
+            leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
+            await _close_quietly(ws, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            await _close_quietly(up, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            return "upstream"
+        elif other.ending:
+            return ""  # the client side is closing us
+        else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
+            leg.ending = True
+            leg.code = up.close_code
+            state.metrics.upstream_failures.labels(kind="dropped").inc()
+            code = _error_code(msg.data) if msg.type is WSMsgType.ERROR else WSCloseCode.INTERNAL_ERROR
+            await _close_quietly(ws, code, b"upstream connection lost")
+            return "upstream"
+
+
+def _reason_bytes(extra: object) -> bytes:
+    if isinstance(extra, bytes):
+        return extra[:123]
+    if isinstance(extra, str):
+        return extra.encode("utf-8", "replace")[:123]
+    return b""
+
+
+def _sendable(code: object, default: int) -> int:
+    """A close code that may go on the wire (1005/1006/1015 are reserved for reporting)."""
+    if isinstance(code, int) and (1000 <= code <= 4999) and code not in _UNSENDABLE:
+        return code
+    return default if code != WSCloseCode.ABNORMAL_CLOSURE else WSCloseCode.GOING_AWAY
+
+
+def _error_code(exc: object) -> int:
+    code = getattr(exc, "code", None)
+    if code == WSCloseCode.MESSAGE_TOO_BIG:
+        return WSCloseCode.MESSAGE_TOO_BIG
+    return WSCloseCode.INTERNAL_ERROR
+
+
+async def _close_quietly(
+    sock: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    code: int,
+    reason: bytes = b"",
+) -> None:
+    if sock.closed:
+        return
+    try:
+        await asyncio.wait_for(sock.close(code=code, message=reason), _CLOSE_TIMEOUT)
+    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
+        pass

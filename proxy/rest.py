@@ -1,0 +1,175 @@
+"""
+REST exchanges: forwarded with their exact bytes, decoded and logged as `http.exchange`.
+
+The request body is read once (capped by `limits.max_body_bytes`), forwarded as read,
+and a copy is decoded for the log by route: JSON bodies through `protocol.decode_rest`
+and the redactor, SDP through the SDP redactor, multipart `calls` bodies part by part.
+The response comes back with its status, headers (including `Location`) and body bytes
+untouched; compressed bodies are forwarded compressed and decompressed only for the log.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Final
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+import protocol
+from proxy.context import APP, AppState
+from proxy.redact import Redactor
+from proxy.relay import conn_id
+from proxy.upstream import response_headers
+
+_ROUTE: Final = re.compile(
+    r"^(?:/openai)?(?:/v1)?/realtime/"
+    r"(client_secrets|sessions|transcription_sessions|translations/client_secrets|calls)"
+    r"(?:/[^/]+/(accept|hangup|refer|reject))?/?$"
+)
+_MAX_LOGGED_BODY: Final = 1024 * 1024
+
+
+def route_key(path: str) -> str | None:
+    """The `protocol.rest.REST_BODIES` key for a path, or None for a generic exchange."""
+    m = _ROUTE.match(path)
+    if m is None:
+        return None
+    if m.group(2):
+        return f"calls/{m.group(2)}" if m.group(1) == "calls" else None
+    return m.group(1)
+
+
+def render_body(
+    redactor: Redactor, route: str | None, body: bytes, content_type: str, *, response: bool
+) -> Any:
+    """A body as it may be logged: decoded and redacted, or metadata only."""
+    if not body:
+        return None
+    if len(body) > _MAX_LOGGED_BODY:
+        return {"bytes": len(body), "content_type": content_type, "note": "too large to decode"}
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (not media and body[:1] == b"{"):
+        if route is not None:
+            decoded = protocol.decode_rest(route, body, response=response)
+            if not isinstance(decoded, protocol.Undecodable):
+                return redactor.model(decoded)
+            if not response:
+                return {"bytes": len(body), "undecodable": decoded.reason}
+        try:
+            return redactor.scrub(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return {"bytes": len(body), "undecodable": "invalid JSON"}
+    if media == "application/sdp":
+        return {"sdp": redactor.sdp(body.decode("utf-8", "replace"))}
+    if media == "multipart/form-data":
+        return _render_multipart(redactor, body, content_type, response=response)
+    return {"bytes": len(body), "content_type": redactor.scrub_text(media[:80])}
+
+
+def _render_multipart(redactor: Redactor, body: bytes, content_type: str, *, response: bool) -> Any:
+    header = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(header + body)
+    if not message.is_multipart():
+        return {"bytes": len(body), "undecodable": "multipart without parts"}
+    parts: dict[str, Any] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        assert isinstance(part, Message)
+        name = part.get_param("name", header="content-disposition") or "part"
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        key = redactor.scrub_text(str(name)[:64])
+        if key == "sdp":
+            parts[key] = redactor.sdp(data.decode("utf-8", "replace"))
+        elif key == "session":
+            parts[key] = render_body(redactor, "calls", data, "application/json", response=response)
+        else:
+            parts[key] = {"bytes": len(data)}
+    return {"multipart": parts}
+
+
+def _decompressed(body: bytes, encoding: str) -> bytes | None:
+    """A copy of a compressed body for the log (gzip/deflate), bounded; None if not."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        return None
+    try:
+        d = zlib.decompressobj(wbits=47)  # gzip or zlib, auto-detected
+        return d.decompress(body, _MAX_LOGGED_BODY)
+    except zlib.error:
+        return None
+
+
+async def exchange(request: web.Request) -> web.StreamResponse:
+    """Forward one REST request and log it as `http.exchange`."""
+    state: AppState = request.app[APP]
+    redactor = state.redactor
+    started = time.monotonic()
+    path = request.rel_url.raw_path
+    if state.upstream.prefix:
+        path = path[len(state.upstream.prefix) :]
+    route = route_key(request.path[len(state.upstream.prefix) :] if state.upstream.prefix else request.path)
+    body = await request.read()
+    record: dict[str, Any] = {
+        "method": request.method,
+        "path": redactor.url(request.path_qs)[:512],
+        "route": route or "generic",
+        "request": {
+            "headers": redactor.headers(request.headers.items()),
+            "body": render_body(redactor, route, body, request.content_type, response=False),
+        },
+    }
+    log = state.log.bind(conn=conn_id("h"))
+    url = state.upstream.url(path, request.rel_url.raw_query_string, websocket=False)
+    try:
+        async with state.client.request(
+            request.method,
+            url,
+            headers=state.upstream.headers(request.headers.items()),
+            data=body if body else None,
+            allow_redirects=False,
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=state.settings.upstream.connect_timeout),
+            proxy=None,
+        ) as upstream_response:
+            response_body = await upstream_response.read()
+            status = upstream_response.status
+            headers = response_headers(upstream_response.headers.items())
+            encoding = upstream_response.headers.get("Content-Encoding", "").lower()
+            content_type = upstream_response.headers.get("Content-Type", "")
+    except TimeoutError:
+        return _failed(state, log, record, started, 504, "connect_timeout")
+    except (aiohttp.ClientError, OSError):
+        return _failed(state, log, record, started, 502, "connect_error")
+
+    plain = _decompressed(response_body, encoding)
+    record["status"] = status
+    record["response"] = {
+        "headers": redactor.headers(upstream_response.headers.items()),
+        "body": render_body(redactor, route, plain, content_type, response=True)
+        if plain is not None
+        else {"bytes": len(response_body), "content_encoding": redactor.scrub_text(encoding[:32])},
+    }
+    record["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+    log.info("http.exchange", **record)
+    state.metrics.rest_requests.labels(route=route or "generic", status=f"{status // 100}xx").inc()
+    return web.Response(status=status, headers=headers, body=response_body)
+
+
+def _failed(
+    state: AppState, log: Any, record: dict[str, Any], started: float, status: int, kind: str
+) -> web.Response:
+    state.metrics.upstream_failures.labels(kind=kind).inc()
+    state.metrics.rest_requests.labels(route=record["route"], status=f"{status // 100}xx").inc()
+    record["status"] = status
+    record["error"] = kind
+    record["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+    log.warning("http.exchange", **record)
+    return web.Response(status=status, text=f"earshot: upstream {kind.replace('_', ' ')}\n")

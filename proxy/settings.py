@@ -1,0 +1,262 @@
+"""
+Settings: the YAML configuration, its validation and its environment overrides.
+
+`load(path)` reads a file, applies `EARSHOT_<SECTION>_<KEY>` environment overrides, and
+returns a frozen `Settings`, or raises `ConfigError` listing every problem as
+`config.path: problem`. The CLI turns that into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import attrs
+import yaml
+from attrs import field, frozen
+from cattrs import Converter, transform_error
+from cattrs.errors import ForbiddenExtraKeysError
+
+TEXT_MODES: Final = ("keep", "hash", "length", "drop")
+TEXT_CLASSES: Final = ("default", "text", "transcript", "tool", "instructions", "detail")
+MiB: Final = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` are `config.path: problem` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@frozen(kw_only=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    path_prefix: str = ""
+    workers: int = 1
+
+
+@frozen(kw_only=True)
+class Upstream:
+    url: str = "https://api.openai.com"
+    api_key_env: str | None = None
+    connect_timeout: float = 10.0
+    heartbeat: float = 20.0
+
+
+@frozen(kw_only=True)
+class Limits:
+    max_frame_bytes: int = 32 * MiB
+    max_body_bytes: int = 4 * MiB
+
+
+@frozen(kw_only=True)
+class Log:
+    output: str = "stdout"
+    level: str = "info"
+    events: dict[str, str] = field(
+        factory=lambda: {
+            "default": "full",
+            "input_audio_buffer.append": "summary",
+            "session.input_audio_buffer.append": "summary",
+            "*.delta": "summary",
+        }
+    )
+    summary_interval: float = 5.0
+    buffer_records: int = 20_000
+    on_full: str = "drop"
+
+
+@frozen(kw_only=True)
+class Redaction:
+    text: str | dict[str, str] = "keep"
+    image_host: bool = False
+    audio_hash: bool = False
+    patterns: list[str] = field(factory=list)
+    fingerprint_key_env: str = "EARSHOT_FINGERPRINT_KEY"
+
+
+@frozen(kw_only=True)
+class Shutdown:
+    grace_period: float = 10.0
+
+
+@frozen(kw_only=True)
+class Settings:
+    listen: Listen = field(factory=Listen)
+    upstream: Upstream = field(factory=Upstream)
+    limits: Limits = field(factory=Limits)
+    log: Log = field(factory=Log)
+    redaction: Redaction = field(factory=Redaction)
+    shutdown: Shutdown = field(factory=Shutdown)
+
+    def text_policy(self) -> dict[str, str]:
+        text = self.redaction.text
+        return {"default": text} if isinstance(text, str) else dict(text)
+
+
+for _cls in (Listen, Upstream, Limits, Log, Redaction, Shutdown, Settings):
+    attrs.resolve_types(_cls)
+
+
+def _converter() -> Converter:
+    conv = Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def exact(expected: tuple[type, ...], name: str) -> Any:
+        # YAML's `true` is not a number and `"80"` is not a port: no coercion.
+        def structure(value: object, _: object) -> Any:
+            if type(value) in expected:
+                return value
+            raise ValueError(f"must be {name}")
+
+        return structure
+
+    string = exact((str,), "a string")
+    number = exact((int, float), "a number")
+    conv.register_structure_hook(str, string)
+    conv.register_structure_hook(int, exact((int,), "an integer"))
+    conv.register_structure_hook(bool, exact((bool,), "true or false"))
+    conv.register_structure_hook(float, lambda v, _: float(number(v, _)))
+    conv.register_structure_hook(str | None, lambda v, _: None if v is None else string(v, _))
+    conv.register_structure_hook(
+        str | dict[str, str],
+        lambda v, _: v if isinstance(v, str) else conv.structure(v, dict[str, str]),
+    )
+    return conv
+
+
+_CONVERTER: Final = _converter()
+
+
+def _format(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}"
+    if isinstance(exc, KeyError):
+        return "required"
+    if isinstance(exc, ValueError | TypeError) and exc.args:
+        msg = str(exc.args[0])
+        return msg if msg.startswith("must ") else "has the wrong type"
+    return "is invalid"
+
+
+def _check(s: Settings) -> list[str]:
+    problems = []
+    url = urlsplit(s.upstream.url)
+    if url.scheme not in ("http", "https", "ws", "wss") or not url.hostname:
+        problems.append("config.upstream.url: must be an http(s) or ws(s) URL")
+    elif url.query or url.fragment or url.username or url.password:
+        problems.append("config.upstream.url: must not carry a query, fragment or credentials")
+    if not 0 <= s.listen.port <= 65535:
+        problems.append("config.listen.port: must be between 0 and 65535")
+    if not 1 <= s.listen.workers <= 64:
+        problems.append("config.listen.workers: must be between 1 and 64")
+    if s.listen.path_prefix and not re.fullmatch(r"(/[\w.\-~]+)+", s.listen.path_prefix):
+        problems.append("config.listen.path_prefix: must look like /segment[/segment...]")
+    for name, value in (
+        ("upstream.connect_timeout", s.upstream.connect_timeout),
+        ("upstream.heartbeat", s.upstream.heartbeat),
+        ("log.summary_interval", s.log.summary_interval),
+        ("shutdown.grace_period", s.shutdown.grace_period),
+    ):
+        if value <= 0 and name != "shutdown.grace_period" or value < 0:
+            problems.append(f"config.{name}: must be positive")
+    for name, value in (("max_frame_bytes", s.limits.max_frame_bytes), ("max_body_bytes", s.limits.max_body_bytes)):
+        if not 1024 <= value <= 1024 * MiB:
+            problems.append(f"config.limits.{name}: must be between 1024 and 1073741824")
+    if s.log.level not in ("debug", "info", "warning", "error"):
+        problems.append("config.log.level: must be one of debug, info, warning, error")
+    if s.log.on_full not in ("drop", "block"):
+        problems.append("config.log.on_full: must be drop or block")
+    if s.log.buffer_records < 1:
+        problems.append("config.log.buffer_records: must be at least 1")
+    for key, mode in s.log.events.items():
+        if mode not in ("full", "summary", "off"):
+            problems.append(f"config.log.events.{key}: must be full, summary or off")
+    if "default" not in s.log.events:
+        problems.append("config.log.events.default: required (full, summary or off)")
+    for key, mode in s.text_policy().items():
+        where = "config.redaction.text" + ("" if isinstance(s.redaction.text, str) else f".{key}")
+        if key not in TEXT_CLASSES:
+            problems.append(f"{where}: unknown text class (one of {', '.join(TEXT_CLASSES)})")
+        elif mode not in TEXT_MODES:
+            problems.append(f"{where}: must be keep, hash, length or drop")
+    for i, pattern in enumerate(s.redaction.patterns):
+        try:
+            re.compile(pattern)
+        except re.error:
+            problems.append(f"config.redaction.patterns[{i}]: not a valid regular expression")
+    return problems
+
+
+ENV_PREFIX: Final = "EARSHOT_"
+
+
+def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Apply `EARSHOT_<SECTION>_<KEY>` variables in place; returns problems."""
+    problems = []
+    for section in attrs.fields(Settings):
+        for key in attrs.fields(section.type):  # type: ignore[arg-type]
+            name = f"{ENV_PREFIX}{section.name}_{key.name}".upper()
+            if name not in environ:
+                continue
+            try:
+                value = yaml.safe_load(environ[name])
+            except yaml.YAMLError:
+                problems.append(f"env {name}: not a valid YAML value")
+                continue
+            sect = raw.setdefault(section.name, {})
+            if not isinstance(sect, dict):
+                problems.append(f"config.{section.name}: must be a mapping")
+                continue
+            sect[key.name] = value
+    return problems
+
+
+def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed YAML (a mapping or None) plus environment overrides."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["config: must be a mapping"])
+    problems = _env_overrides(raw, os.environ if environ is None else environ)
+    try:
+        settings = _CONVERTER.structure(raw, Settings)
+    except Exception as exc:  # noqa: BLE001 (every problem is reported, none raised raw)
+        messages = transform_error(exc, path="config", format_exception=_format)
+        for m in messages:
+            msg, _, path = m.rpartition(" @ ")
+            problems.append(f"{path}: {msg}")
+        raise ConfigError(problems) from None
+    problems += _check(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a YAML file; `ConfigError` on any problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"config: cannot read {path}: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"config: not valid YAML{where}"]) from None
+    return parse(raw, environ)
+
+
+def dump(settings: Settings) -> str:
+    """The resolved settings as YAML; secrets are never in them (keys come from env)."""
+    raw = _CONVERTER.unstructure(settings)
+    if raw["redaction"]["patterns"]:
+        raw["redaction"]["patterns"] = [f"<{len(raw['redaction']['patterns'])} patterns>"]
+    return yaml.safe_dump(raw, sort_keys=False)

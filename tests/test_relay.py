@@ -1,0 +1,92 @@
+"""
+The WebSocket relay: frames arrive byte for byte, in order, after their records, and
+sessions close the way the peer closed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType
+
+from tests.conftest import MemorySink
+from tests.fake_upstream import FakeUpstream
+
+
+async def _connect(proxy: Any, path: str = "/v1/realtime?model=gpt-realtime", **kw: Any) -> Any:
+    ws = await proxy.ws_connect(path, headers={"Authorization": "Bearer sk-test-abcdefghijklmnop1234"}, **kw)
+    greeting = await ws.receive(timeout=5)
+    assert WSMsgType.TEXT == greeting.type
+    return ws
+
+
+async def test_frames_are_forwarded_byte_for_byte(proxy: Any, fake: FakeUpstream) -> None:
+    """
+    A frame with unusual spacing, escapes and a 2**70 integer arrives unchanged.
+    """
+    ws = await _connect(proxy)
+    frame = b'{ "type":"session.update" , "n": 1180591620717411303424, "s":"\\u00e9"}'
+
+    await ws.send_frame(frame, WSMsgType.TEXT)
+
+    assert frame == await fake.next_frame()
+    await ws.close()
+
+
+async def test_server_frames_reach_the_client_unchanged(proxy: Any, fake: FakeUpstream) -> None:
+    """
+    Server frames, including the greeting, arrive at the client as sent.
+    """
+    ws = await _connect(proxy)
+    frame = b'{"type":"response.output_text.delta","delta":"caf\\u00e9 \xc3\xa9","x" : [1,2 ]}'
+
+    await fake.send(frame)
+    msg = await ws.receive(timeout=5)
+
+    assert frame.decode() == msg.data
+    await ws.close()
+
+
+async def test_record_is_logged_before_the_frame_is_forwarded(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+    """
+    When the upstream receives a frame, its record is already in the sink.
+    """
+    ws = await _connect(proxy)
+    await ws.send_str('{"type":"conversation.item.retrieve","item_id":"item_42"}')
+
+    await fake.next_frame()
+    logged = [r for r in sink.records("realtime.event") if r["type"] == "conversation.item.retrieve"]
+
+    assert 1 == len(logged)
+    await ws.close()
+
+
+async def test_client_close_code_and_reason_reach_upstream(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+    """
+    The client's close code and reason propagate to the upstream and are logged.
+    """
+    ws = await _connect(proxy)
+
+    await ws.close(code=4000, message=b"bye now")
+    await asyncio.wait_for(fake.closed.wait(), 5)
+
+    assert [4000] == fake.close_codes
+    (close,) = sink.records("ws.close")
+    assert ("client", 4000, "bye now") == (close["closed_by"], close["code"], close["reason"])
+
+
+async def test_upstream_close_code_reaches_client(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+    """
+    The upstream's close code and reason propagate to the client.
+    """
+    ws = await _connect(proxy)
+
+    await fake.sockets[-1].close(code=4001, message=b"session expired")
+    msg = await ws.receive(timeout=5)
+
+    assert (WSMsgType.CLOSE, 4001, "session expired") == (msg.type, msg.data, msg.extra)
+    await asyncio.sleep(0.05)
+    (close,) = sink.records("ws.close")
+    assert ("upstream", 4001) == (close["closed_by"], close["code"])
