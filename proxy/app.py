@@ -25,7 +25,9 @@ from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
 
-_WEBSOCKET_PATHS: Final = re.compile(r"^(?:/v1/realtime(?:/translations)?|/openai(?:/v1)?/realtime)/?$")
+_WEBSOCKET_PATHS: Final = re.compile(
+    r"^(?:/v1/realtime(?:/translations)?|/openai(?:/v1)?/realtime)/?$"
+)
 _FORWARDED: Final = re.compile(r"^(?:/openai)?(?:/v1)?/realtime(?:/|$)")
 
 
@@ -69,7 +71,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state.client = aiohttp.ClientSession(
         connector=connector,
         trace_configs=[trace_config()],
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=state.settings.upstream.connect_timeout),
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=state.settings.upstream.connect_timeout
+        ),
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         trust_env=False,
@@ -88,7 +92,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound()
         path = path[len(prefix) :]
     raw = request.rel_url.raw_path
-    if request.method == "CONNECT" or not raw.startswith("/") or raw.startswith("//") or "/../" in raw + "/" or "/./" in raw + "/":
+    if (
+        request.method == "CONNECT"
+        or not raw.startswith("/")
+        or raw.startswith("//")
+        or "/../" in raw + "/"
+        or "/./" in raw + "/"
+    ):
         raise web.HTTPBadRequest(text="earshot: request target not accepted\n")
     if not _FORWARDED.match(path):
         raise web.HTTPNotFound()

@@ -46,12 +46,22 @@ _CLOCK: Final = _Clock()
 
 def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
     """The one renderer: `ts`, `level`, `event` first, then the record's fields."""
-    record = {"ts": _CLOCK.now(), "level": method, "event": event_dict.pop("event", ""), **event_dict}
+    record = {
+        "ts": _CLOCK.now(),
+        "level": method,
+        "event": event_dict.pop("event", ""),
+        **event_dict,
+    }
     try:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         # A value orjson cannot encode must not take the relay down, nor be logged raw.
-        safe = {"ts": record["ts"], "level": method, "event": "log.render_failed", "for": str(record["event"])[:64]}
+        safe = {
+            "ts": record["ts"],
+            "level": method,
+            "event": "log.render_failed",
+            "for": str(record["event"])[:64],
+        }
         return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -41,8 +41,12 @@ class _TotalsCollector(Collector):
             for direction, value in values.items():
                 family.add_metric([direction], value)
             yield family
-        yield CounterMetricFamily("earshot_log_records_written", "Log records written", value=t.records_written)
-        yield CounterMetricFamily("earshot_log_records_dropped", "Log records dropped", value=t.records_dropped)
+        yield CounterMetricFamily(
+            "earshot_log_records_written", "Log records written", value=t.records_written
+        )
+        yield CounterMetricFamily(
+            "earshot_log_records_dropped", "Log records dropped", value=t.records_dropped
+        )
 
 
 class Metrics:

@@ -165,7 +165,9 @@ class Recorder:
         counts.frames += 1
         counts.bytes += len(data)
         try:
-            decoded = protocol.decode(data, direction, beta=self._beta, translation=self._translation)
+            decoded = protocol.decode(
+                data, direction, beta=self._beta, translation=self._translation
+            )
             if isinstance(decoded, protocol.Undecodable):
                 self._undecodable(direction, data, decoded.reason)
                 return
@@ -192,7 +194,9 @@ class Recorder:
             reason=reason,
         )
 
-    def _event(self, direction: str, event: protocol.Event | protocol.UnknownEvent, size: int) -> None:
+    def _event(
+        self, direction: str, event: protocol.Event | protocol.UnknownEvent, size: int
+    ) -> None:
         event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
         if direction == "server":
             self._follow_server(event)
@@ -212,7 +216,9 @@ class Recorder:
             "size": size,
             "payload": self._redactor.model(event),
         }
-        event_id = event.event_id if isinstance(event, protocol.Event) else event.extra.get("event_id")
+        event_id = (
+            event.event_id if isinstance(event, protocol.Event) else event.extra.get("event_id")
+        )
         if isinstance(event_id, str):
             record["event_id"] = self._redactor.scrub_text(event_id[:128])
         if isinstance(event, protocol.UnknownEvent):
@@ -273,7 +279,9 @@ class Recorder:
             for key in [k for k in self._summaries if k[1] == delta and k[2] in (item_id, None)]:
                 self._flush(key)
         if event_type in ("response.done", "response.cancel", "session.closed"):
-            for key in [k for k in self._summaries if k[0] == direction or event_type != "response.done"]:
+            for key in [
+                k for k in self._summaries if k[0] == direction or event_type != "response.done"
+            ]:
                 self._flush(key)
 
     def close(self) -> None:
@@ -310,6 +318,8 @@ class Recorder:
 
     def _bpms(self, direction: str, event: Any) -> float:
         if isinstance(event, tr.OutputAudioDelta) and isinstance(event.sample_rate, int):
-            channels = event.channels if isinstance(event.channels, int) and event.channels > 0 else 1
+            channels = (
+                event.channels if isinstance(event.channels, int) and event.channels > 0 else 1
+            )
             return bytes_per_ms("audio/pcm", event.sample_rate) * channels
         return self.input_bpms if direction == "client" else self.output_bpms

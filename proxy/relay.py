@@ -50,14 +50,20 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     """Relay one Realtime WebSocket session."""
     state = request.app[APP]
     if state.draining:
-        return web.Response(status=503, text="earshot is shutting down\n", headers={"Retry-After": "1"})
+        return web.Response(
+            status=503, text="earshot is shutting down\n", headers={"Retry-After": "1"}
+        )
     settings = state.settings
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    offered = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
     beta = BETA_SUBPROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
     translation = request.path.rstrip("/").endswith("/realtime/translations")
     conn = conn_id()
     log = state.log.bind(conn=conn)
-    url = state.upstream.url(_upstream_path(request, state), request.rel_url.raw_query_string, websocket=True)
+    url = state.upstream.url(
+        _upstream_path(request, state), request.rel_url.raw_query_string, websocket=True
+    )
 
     up = await _dial(request, state, url, offered, log)
     if isinstance(up, web.StreamResponse):
@@ -86,7 +92,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     closed_by = "proxy"
     state.sessions.add(ws)
     state.metrics.sessions_active.inc()
-    state.metrics.sessions.labels(protocol="translation" if translation else "beta" if beta else "ga").inc()
+    state.metrics.sessions.labels(
+        protocol="translation" if translation else "beta" if beta else "ga"
+    ).inc()
     pump: asyncio.Task[str] | None = None
     try:
         await ws.prepare(request)
@@ -133,7 +141,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             client_bytes=recorder.counts["client"].bytes,
             server_frames=recorder.counts["server"].frames,
             server_bytes=recorder.counts["server"].bytes,
-            undecodable=recorder.counts["client"].undecodable + recorder.counts["server"].undecodable,
+            undecodable=recorder.counts["client"].undecodable
+            + recorder.counts["server"].undecodable,
         )
     return ws
 
@@ -288,7 +297,9 @@ async def _pump(
             leg.ending = True
             leg.code = up.close_code
             state.metrics.upstream_failures.labels(kind="dropped").inc()
-            code = _error_code(msg.data) if msg.type is WSMsgType.ERROR else WSCloseCode.INTERNAL_ERROR
+            code = (
+                _error_code(msg.data) if msg.type is WSMsgType.ERROR else WSCloseCode.INTERNAL_ERROR
+            )
             await _close_quietly(ws, code, b"upstream connection lost")
             return "upstream"
 

@@ -115,7 +115,9 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path
     if state.upstream.prefix:
         path = path[len(state.upstream.prefix) :]
-    route = route_key(request.path[len(state.upstream.prefix) :] if state.upstream.prefix else request.path)
+    route = route_key(
+        request.path[len(state.upstream.prefix) :] if state.upstream.prefix else request.path
+    )
     body = await request.read()
     record: dict[str, Any] = {
         "method": request.method,
@@ -136,7 +138,9 @@ async def exchange(request: web.Request) -> web.StreamResponse:
             data=body if body else None,
             allow_redirects=False,
             auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=state.settings.upstream.connect_timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=state.settings.upstream.connect_timeout
+            ),
             proxy=None,
         ) as upstream_response:
             response_body = await upstream_response.read()

@@ -166,7 +166,10 @@ def _check(s: Settings) -> list[str]:
     ):
         if value <= 0 and name != "shutdown.grace_period" or value < 0:
             problems.append(f"config.{name}: must be positive")
-    for name, value in (("max_frame_bytes", s.limits.max_frame_bytes), ("max_body_bytes", s.limits.max_body_bytes)):
+    for name, value in (
+        ("max_frame_bytes", s.limits.max_frame_bytes),
+        ("max_body_bytes", s.limits.max_body_bytes),
+    ):
         if not 1024 <= value <= 1024 * MiB:
             problems.append(f"config.limits.{name}: must be between 1024 and 1073741824")
     if s.log.level not in ("debug", "info", "warning", "error"):

@@ -16,7 +16,9 @@ from tests.fake_upstream import FakeUpstream
 
 
 async def _connect(proxy: Any, path: str = "/v1/realtime?model=gpt-realtime", **kw: Any) -> Any:
-    ws = await proxy.ws_connect(path, headers={"Authorization": "Bearer sk-test-abcdefghijklmnop1234"}, **kw)
+    ws = await proxy.ws_connect(
+        path, headers={"Authorization": "Bearer sk-test-abcdefghijklmnop1234"}, **kw
+    )
     greeting = await ws.receive(timeout=5)
     assert WSMsgType.TEXT == greeting.type
     return ws
@@ -49,7 +51,9 @@ async def test_server_frames_reach_the_client_unchanged(proxy: Any, fake: FakeUp
     await ws.close()
 
 
-async def test_record_is_logged_before_the_frame_is_forwarded(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+async def test_record_is_logged_before_the_frame_is_forwarded(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
     """
     When the upstream receives a frame, its record is already in the sink.
     """
@@ -57,13 +61,17 @@ async def test_record_is_logged_before_the_frame_is_forwarded(proxy: Any, fake: 
     await ws.send_str('{"type":"conversation.item.retrieve","item_id":"item_42"}')
 
     await fake.next_frame()
-    logged = [r for r in sink.records("realtime.event") if r["type"] == "conversation.item.retrieve"]
+    logged = [
+        r for r in sink.records("realtime.event") if r["type"] == "conversation.item.retrieve"
+    ]
 
     assert 1 == len(logged)
     await ws.close()
 
 
-async def test_client_close_code_and_reason_reach_upstream(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+async def test_client_close_code_and_reason_reach_upstream(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
     """
     The client's close code and reason propagate to the upstream and are logged.
     """
@@ -77,7 +85,9 @@ async def test_client_close_code_and_reason_reach_upstream(proxy: Any, fake: Fak
     assert ("client", 4000, "bye now") == (close["closed_by"], close["code"], close["reason"])
 
 
-async def test_upstream_close_code_reaches_client(proxy: Any, fake: FakeUpstream, sink: MemorySink) -> None:
+async def test_upstream_close_code_reaches_client(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
     """
     The upstream's close code and reason propagate to the client.
     """

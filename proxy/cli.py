@@ -1,0 +1,97 @@
+"""
+The command line: `earshot --config PATH` runs the proxy, `earshot check-config PATH`
+validates a file and prints the resolved settings, `earshot demo` runs a scripted
+session through the proxy offline and shows its records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import attrs
+
+from proxy import settings as settings_module
+from proxy.settings import ConfigError, Settings
+
+DEFAULT_CONFIG = "config/default.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="earshot",
+        description="A logging and redaction proxy for OpenAI Realtime traffic.",
+        epilog="Other commands: 'earshot check-config PATH', 'earshot demo'.",
+    )
+    parser.add_argument(
+        "--config", default=None, help=f"YAML config file (default: {DEFAULT_CONFIG} if present)"
+    )
+    parser.add_argument("--host", default=None, help="listen address (overrides config)")
+    parser.add_argument("--port", type=int, default=None, help="listen port (overrides config)")
+    return parser
+
+
+def _load(path: str | None) -> Settings:
+    if path is None:
+        try:
+            return settings_module.load(DEFAULT_CONFIG)
+        except ConfigError as exc:
+            if exc.problems and exc.problems[0].startswith("config: cannot read"):
+                return settings_module.parse({})
+            raise
+    return settings_module.load(path)
+
+
+def _report(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return 2
+
+
+def check_config(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="earshot check-config", description="Validate a config file."
+    )
+    parser.add_argument("path")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_module.load(args.path)
+    except ConfigError as exc:
+        return _report(exc)
+    print(settings_module.dump(settings), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "check-config":
+        return check_config(argv[1:])
+    if argv and argv[0] == "demo":
+        from proxy import demo
+
+        return demo.main(argv[1:])
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    args = _parser().parse_args(argv)
+    try:
+        settings = _load(args.config)
+    except ConfigError as exc:
+        return _report(exc)
+    listen = settings.listen
+    if args.host is not None:
+        listen = attrs.evolve(listen, host=args.host)
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            print("--port: must be between 0 and 65535", file=sys.stderr)
+            return 2
+        listen = attrs.evolve(listen, port=args.port)
+    settings = attrs.evolve(settings, listen=listen)
+
+    from proxy import server
+
+    return server.run(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""
+`earshot demo`: the first five minutes, offline. It starts a scripted Realtime upstream
+and the proxy (default config) on loopback ports, runs a scripted voice session through
+the proxy — a session with an MCP tool and its credentials, 2 s of microphone audio, a
+photo, a spoken answer — plus a REST call for an ephemeral key, and prints the records
+earshot wrote. It then checks that none of the secrets, audio or image it sent appear in
+them. The scripted upstream's replies are also what the test suite's fake upstream says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import math
+import struct
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+import aiohttp
+import orjson
+from aiohttp import WSMsgType, web
+
+from proxy.app import make_app
+from proxy.log import make_logger
+from proxy.settings import load, parse
+
+AUDIO_CHUNK: Final = base64.b64encode(bytes(4800)).decode()  # 100 ms of 24 kHz PCM16 silence
+EPHEMERAL_KEY: Final = "ek_68af2b7c1d3e4f5a6b7c8d9eUPSTREAM"
+DEMO_API_KEY: Final = "sk-proj-DEMOonlyNOTaREALkey0123456789abcdef"
+DEMO_MCP_TOKEN: Final = "Bearer mcp-tok-3f9a8b7c6d5e4f3a2b1c"
+_TONE: Final = b"".join(
+    struct.pack("<h", int(6000 * math.sin(2 * math.pi * 330 * i / 24000))) for i in range(2400)
+)
+_PHOTO: Final = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40).decode()
+
+
+def session_created(beta: bool, translation: bool) -> bytes:
+    if beta:
+        session: dict[str, Any] = {
+            "id": "sess_FAKE1",
+            "object": "realtime.session",
+            "model": "gpt-4o-realtime-preview",
+            "modalities": ["text", "audio"],
+            "input_audio_format": "pcm16",
+            "output_audio_format": "pcm16",
+        }
+    elif translation:
+        session = {"id": "sess_FAKE1", "type": "translation", "model": "gpt-realtime-translate"}
+    else:
+        session = {
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": "sess_FAKE1",
+            "model": "gpt-realtime",
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"},
+            },
+        }
+    return orjson.dumps({"type": "session.created", "event_id": "event_1", "session": session})
+
+
+def replies(data: bytes, beta: bool) -> list[bytes]:
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(event, dict):
+        return []
+    kind = event.get("type")
+    if kind == "session.update":
+        session = event.get("session") if isinstance(event.get("session"), dict) else {}
+        return [
+            orjson.dumps(
+                {
+                    "type": "session.updated",
+                    "event_id": "event_2",
+                    "session": {"id": "sess_FAKE1", **session},
+                }
+            )
+        ]
+    if kind == "input_audio_buffer.commit":
+        return [
+            orjson.dumps(
+                {
+                    "type": "input_audio_buffer.committed",
+                    "event_id": "event_3",
+                    "item_id": "item_U1",
+                    "previous_item_id": None,
+                }
+            )
+        ]
+    if kind == "response.create":
+        return response_events(beta)
+    return []
+
+
+def response_events(beta: bool) -> list[bytes]:
+    audio_delta = "response.audio.delta" if beta else "response.output_audio.delta"
+    transcript = "response.audio_transcript" if beta else "response.output_audio_transcript"
+    ids = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
+    events: list[dict[str, Any]] = [
+        {
+            "type": "response.created",
+            "response": {
+                "id": "resp_1",
+                "object": "realtime.response",
+                "status": "in_progress",
+                "output": [],
+            },
+        },
+        {
+            "type": "response.output_item.added",
+            "response_id": "resp_1",
+            "output_index": 0,
+            "item": {"id": "item_A1", "type": "message", "role": "assistant", "content": []},
+        },
+        *({"type": audio_delta, **ids, "delta": AUDIO_CHUNK} for _ in range(3)),
+        *({"type": f"{transcript}.delta", **ids, "delta": word} for word in ("Hello ", "there.")),
+        {"type": audio_delta.replace(".delta", ".done"), **ids},
+        {"type": f"{transcript}.done", **ids, "transcript": "Hello there."},
+        {
+            "type": "response.done",
+            "response": {
+                "id": "resp_1",
+                "object": "realtime.response",
+                "status": "completed",
+                "output": [
+                    {
+                        "id": "item_A1",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "output_audio", "transcript": "Hello there."}],
+                    }
+                ],
+                "usage": {"total_tokens": 42, "input_tokens": 30, "output_tokens": 12},
+            },
+        },
+    ]
+    return [orjson.dumps({"event_id": f"event_r{i}", **e}) for i, e in enumerate(events)]
+
+
+async def _upstream_socket(request: web.Request) -> web.WebSocketResponse[Any]:
+    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
+        protocols=("realtime",), decode_text=False
+    )
+    await ws.prepare(request)
+    beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+    await ws.send_frame(session_created(beta, False), WSMsgType.TEXT)
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            for reply in replies(msg.data, beta):
+                await ws.send_frame(reply, WSMsgType.TEXT)
+    return ws
+
+
+async def _upstream_rest(_request: web.Request) -> web.Response:
+    payload = {
+        "value": EPHEMERAL_KEY,
+        "expires_at": 1756310470,
+        "session": {"type": "realtime", "id": "sess_rest1"},
+    }
+    return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+
+def _conversation() -> list[dict[str, Any]]:
+    chunk = base64.b64encode(_TONE).decode()
+    return [
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "instructions": "You are Acme Bank's voice assistant. Be brief.",
+                "tools": [
+                    {
+                        "type": "mcp",
+                        "server_label": "crm",
+                        "server_url": "https://crm.example.com/mcp",
+                        "authorization": DEMO_MCP_TOKEN,
+                        "headers": {"X-Api-Key": "crm-key-77aa88bb99cc"},
+                    }
+                ],
+            },
+        },
+        *({"type": "input_audio_buffer.append", "audio": chunk} for _ in range(20)),
+        {"type": "input_audio_buffer.commit"},
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Here is my card, is it still valid?"},
+                    {"type": "input_image", "image_url": f"data:image/png;base64,{_PHOTO}"},
+                ],
+            },
+        },
+        {"type": "response.create"},
+    ]
+
+
+async def run_demo(config_path: str | None, out: Any) -> int:
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/v1/realtime", _upstream_socket)
+    upstream_app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
+    upstream_runner = web.AppRunner(upstream_app, access_log=None)
+    await upstream_runner.setup()
+    upstream_site = web.TCPSite(upstream_runner, "127.0.0.1", 0)
+    await upstream_site.start()
+    upstream_port = upstream_runner.addresses[0][1]
+
+    lines: list[bytes] = []
+
+    class _Sink:
+        def msg(self, line: bytes) -> None:
+            lines.append(line)
+            out.write(line.decode())
+
+        info = warning = error = debug = msg
+
+    settings = load(config_path) if config_path else parse({})
+    import attrs
+
+    settings = attrs.evolve(
+        settings,
+        upstream=attrs.evolve(
+            settings.upstream, url=f"http://127.0.0.1:{upstream_port}", api_key_env=None
+        ),
+    )
+    proxy_runner = web.AppRunner(make_app(settings, make_logger(_Sink(), "info")), access_log=None)
+    await proxy_runner.setup()
+    proxy_site = web.TCPSite(proxy_runner, "127.0.0.1", 0)
+    await proxy_site.start()
+    base = f"http://127.0.0.1:{proxy_runner.addresses[0][1]}"
+    headers = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{base}/v1/realtime/client_secrets",
+                json={"session": {"type": "realtime", "model": "gpt-realtime"}},
+                headers=headers,
+            ) as resp:
+                await resp.read()
+            async with session.ws_connect(
+                f"{base}/v1/realtime?model=gpt-realtime", headers=headers
+            ) as ws:
+                for event in _conversation():
+                    await ws.send_str(orjson.dumps(event).decode())
+                async for msg in ws:
+                    if msg.type is WSMsgType.TEXT and '"response.done"' in msg.data:
+                        break
+                await ws.close()
+        await asyncio.sleep(0.05)
+    finally:
+        await proxy_runner.cleanup()
+        await upstream_runner.cleanup()
+    text = b"".join(lines).decode()
+    planted = {
+        "API key": DEMO_API_KEY,
+        "MCP token": DEMO_MCP_TOKEN.split()[1],
+        "MCP header": "crm-key-77aa88bb99cc",
+        "ephemeral key": EPHEMERAL_KEY,
+        "audio": base64.b64encode(_TONE).decode()[:32],
+        "image": _PHOTO[:32],
+    }
+    leaked = [name for name, value in planted.items() if value in text]
+    print(file=out)
+    print(
+        f"# {len(lines)} records. Sent through the proxy: an API key, MCP credentials, 2 s of audio,",
+        file=out,
+    )
+    print("# a photo, and an ephemeral key in a REST response.", file=out)
+    if leaked:
+        print(f"# LEAKED into the log: {', '.join(leaked)}", file=out)
+        return 1
+    print(
+        "# None of them appears in the records above: only fingerprints, sizes and durations.",
+        file=out,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(
+        prog="earshot demo", description="Run a scripted session offline."
+    )
+    parser.add_argument("--config", default=None, help="config to use (its upstream is replaced)")
+    args = parser.parse_args(argv)
+    return asyncio.run(run_demo(args.config, sys.stdout))

@@ -1,0 +1,137 @@
+"""
+Serving: the process lifecycle around the app — listen, drain on SIGTERM, exit 0.
+
+A drain turns `/readyz` false and refuses new upgrades, lets open sessions finish for up
+to `shutdown.grace_period` seconds, then closes the rest with 1001 (going away), stops
+the listener and flushes the log. With `listen.workers > 1`, the parent forks that many
+workers that share the port through `SO_REUSEPORT` and forwards signals to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from proxy.app import make_app
+from proxy.context import APP
+from proxy.log import LogSink, configure, make_logger
+from proxy.metrics import Metrics
+from proxy.settings import Settings
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (Windows, or a build without it)
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def drain(app: web.Application, grace_period: float) -> None:
+    """Refuse new sessions, wait for open ones, then close them with 1001."""
+    state = app[APP]
+    state.draining = True
+    state.log.info("proxy.draining", sessions=len(state.sessions), grace_period=grace_period)
+    deadline = time.monotonic() + grace_period
+    while state.sessions and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.gather(
+        *(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"earshot is shutting down")
+            for ws in list(state.sessions)
+        ),
+        return_exceptions=True,
+    )
+    while state.sessions and time.monotonic() < deadline + 5:
+        await asyncio.sleep(0.02)
+
+
+async def serve(
+    settings: Settings, log: Any, metrics: Metrics, *, reuse_port: bool = False
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return."""
+    app = make_app(settings, log, metrics=metrics)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
+    )
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "proxy.start",
+        listen=f"{settings.listen.host}:{settings.listen.port}",
+        upstream=app[APP].redactor.url(settings.upstream.url),
+        pid=os.getpid(),
+    )
+    await stop.wait()
+    await drain(app, settings.shutdown.grace_period)
+    await runner.cleanup()
+    log.info("proxy.stop", pid=os.getpid())
+
+
+def run(settings: Settings) -> int:
+    """The `earshot` command: serve in this process or in forked workers."""
+    if settings.listen.workers > 1:
+        return _run_workers(settings)
+    return _run_one(settings, reuse_port=False)
+
+
+def _run_one(settings: Settings, *, reuse_port: bool) -> int:
+    metrics = Metrics()
+    sink = LogSink(
+        settings.log.output,
+        capacity=settings.log.buffer_records,
+        block=settings.log.on_full == "block",
+        on_written=metrics.written,
+        on_dropped=metrics.dropped,
+    )
+    configure(sink, settings.log.level)
+    log = make_logger(sink, settings.log.level)
+    _install_uvloop()
+    try:
+        asyncio.run(serve(settings, log, metrics, reuse_port=reuse_port))
+    except OSError as exc:
+        log.error("proxy.failed", error=type(exc).__name__, errno=exc.errno)
+        sink.close()
+        print(
+            f"earshot: cannot listen on {settings.listen.host}:{settings.listen.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    sink.close()
+    return 0
+
+
+def _run_workers(settings: Settings) -> int:
+    children: list[int] = []
+    for _ in range(settings.listen.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (runs in the child)
+            code = _run_one(settings, reuse_port=True)
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status
