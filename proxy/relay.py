@@ -71,7 +71,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
 
     ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
         protocols=(up.protocol,) if up.protocol else (),
-        max_msg_size=settings.limits.max_frame_bytes,
+        # aiohttp refuses a message whose size *equals* max_msg_size; ours is inclusive.
+        max_msg_size=settings.limits.max_frame_bytes + 1,
         heartbeat=settings.upstream.heartbeat,
         autoclose=False,
         autoping=True,
@@ -115,6 +116,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         )
     except (ConnectionResetError, aiohttp.ClientError, OSError):
         closed_by = "client" if ws.closed else "upstream"
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client's connection is lost.
+        transport = request.transport
+        if upstream_leg.ending:
+            closed_by = "upstream"
+        elif client_leg.ending or transport is None or transport.is_closing():
+            closed_by = "client"
+            if client_leg.code is None:
+                client_leg.code = WSCloseCode.ABNORMAL_CLOSURE
+        raise
     finally:
         if pump is not None:
             if not pump.done():
@@ -154,18 +165,8 @@ async def _dial(
     settings = state.settings
     HANDSHAKE_BODY.set(None)
     try:
-        return await state.client.ws_connect(
-            url,
-            headers=state.upstream.headers(request.headers.items()),
-            protocols=state.upstream.subprotocols(offered),
-            max_msg_size=settings.limits.max_frame_bytes,
-            heartbeat=settings.upstream.heartbeat,
-            autoclose=False,
-            autoping=True,
-            decode_text=False,
-            timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
-            proxy=None,
-        )
+        async with asyncio.timeout(settings.upstream.connect_timeout):
+            return await _ws_connect(state, request, url, offered)
     except aiohttp.WSServerHandshakeError as exc:
         content_type, body = HANDSHAKE_BODY.get() or ("text/plain", b"")
         status = exc.status if 400 <= exc.status <= 599 else 502
@@ -175,6 +176,24 @@ async def _dial(
         return _refuse(state, log, request, 504, "connect_timeout", b"upstream connect timeout\n")
     except (aiohttp.ClientError, OSError):
         return _refuse(state, log, request, 502, "connect_error", b"upstream unreachable\n")
+
+
+async def _ws_connect(
+    state: AppState, request: web.Request, url: Any, offered: list[str]
+) -> aiohttp.ClientWebSocketResponse[Any]:
+    settings = state.settings
+    return await state.client.ws_connect(
+        url,
+        headers=state.upstream.headers(request.headers.items()),
+        protocols=state.upstream.subprotocols(offered),
+        max_msg_size=settings.limits.max_frame_bytes + 1,
+        heartbeat=settings.upstream.heartbeat,
+        autoclose=False,
+        autoping=True,
+        decode_text=False,
+        timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
+        proxy=None,
+    )
 
 
 def _refuse(
@@ -334,6 +353,10 @@ async def _close_quietly(
     if sock.closed:
         return
     try:
-        await asyncio.wait_for(sock.close(code=code, message=reason), _CLOSE_TIMEOUT)
+        # Shielded: if the handler is cancelled (its client gone) mid-close, the close
+        # handshake on the other leg still completes, bounded by the timeout.
+        await asyncio.shield(
+            asyncio.wait_for(sock.close(code=code, message=reason), _CLOSE_TIMEOUT)
+        )
     except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
         pass

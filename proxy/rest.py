@@ -125,7 +125,9 @@ async def exchange(request: web.Request) -> web.StreamResponse:
         "route": route or "generic",
         "request": {
             "headers": redactor.headers(request.headers.items()),
-            "body": render_body(redactor, route, body, request.content_type, response=False),
+            "body": render_body(
+                redactor, route, body, request.headers.get("Content-Type", ""), response=False
+            ),
         },
     }
     log = state.log.bind(conn=conn_id("h"))

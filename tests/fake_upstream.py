@@ -32,6 +32,7 @@ class FakeUpstream:
         self.close_codes: list[int | None] = []
         self.closed = asyncio.Event()
         self.stall = False
+        self.resume = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -75,7 +76,7 @@ class FakeUpstream:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await self.frames.put((msg.type, msg.data))
                 if self.stall:
-                    await asyncio.sleep(3600)
+                    await self.resume.wait()
                 if self.scripted and msg.type is WSMsgType.TEXT:
                     for reply in replies(msg.data, beta):
                         await ws.send_frame(reply, WSMsgType.TEXT)
