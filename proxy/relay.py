@@ -275,6 +275,11 @@ async def _client_to_upstream(
             leg.code = ws.close_code
             await _close_quietly(up, _error_code(msg.data))
             return "proxy" if leg.code == WSCloseCode.MESSAGE_TOO_BIG else "client"
+        elif state.draining:  # the drain closed the client with 1001
+            leg.ending = True
+            leg.code = WSCloseCode.GOING_AWAY
+            await _close_quietly(up, WSCloseCode.GOING_AWAY)
+            return "proxy"
         else:  # CLOSING / CLOSED: the client vanished
             leg.ending = True
             leg.code = WSCloseCode.ABNORMAL_CLOSURE

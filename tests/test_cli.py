@@ -1,0 +1,277 @@
+"""
+The command line and the process: config validation and exit codes, environment
+overrides, `check-config`, `demo`, the Dockerfile's command line, and a SIGTERM drain
+of a real earshot process with open sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+
+from proxy import cli
+from proxy.settings import ConfigError, load, parse
+from tests.fake_upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "problem"),
+    [
+        (
+            "upstream: {url: ftp://example.com}",
+            "config.upstream.url: must be an http(s) or ws(s) URL",
+        ),
+        (
+            "upstream: {url: 'https://x.example.com/?key=1'}",
+            "config.upstream.url: must not carry a query, fragment or credentials",
+        ),
+        ("listen: {port: '80'}", "config.listen.port: must be an integer"),
+        ("listen: {port: 70000}", "config.listen.port: must be between 0 and 65535"),
+        ("listen: {prot: 80}", "config.listen: unknown key(s) prot"),
+        (
+            "log: {events: {default: full, '*.delta': sometimes}}",
+            "config.log.events.*.delta: must be full, summary or off",
+        ),
+        ("log: {on_full: maybe}", "config.log.on_full: must be drop or block"),
+        ("redaction: {text: shout}", "config.redaction.text: must be keep, hash, length or drop"),
+        (
+            "redaction: {text: {transcripts: hash}}",
+            "config.redaction.text.transcripts: unknown text class (one of default, text, transcript, tool, instructions, detail)",
+        ),
+        (
+            "redaction: {patterns: ['(']}",
+            "config.redaction.patterns[0]: not a valid regular expression",
+        ),
+        ("- just\n- a list", "config: must be a mapping"),
+        ("listen: [1", "config: not valid YAML at line 1"),
+    ],
+)
+def test_config_problems_are_reported_by_path(tmp_path: Path, yaml_text: str, problem: str) -> None:
+    """
+    Every problem is reported as `config.path: problem`.
+    """
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+
+    assert problem in caught.value.problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    """
+    A file with several problems reports all of them.
+    """
+    with pytest.raises(ConfigError) as caught:
+        parse({"listen": {"port": 70000, "workers": 0}, "log": {"level": "loud"}}, environ={})
+
+    assert 3 == len(caught.value.problems)
+
+
+def test_environment_overrides_single_keys() -> None:
+    """
+    `EARSHOT_<SECTION>_<KEY>` overrides one key, parsed as YAML.
+    """
+    settings = parse(
+        {"upstream": {"url": "https://api.openai.com"}},
+        environ={
+            "EARSHOT_UPSTREAM_URL": "http://127.0.0.1:9000",
+            "EARSHOT_LISTEN_PORT": "9001",
+            "EARSHOT_REDACTION_IMAGE_HOST": "true",
+        },
+    )
+
+    assert ("http://127.0.0.1:9000", 9001, True) == (
+        settings.upstream.url,
+        settings.listen.port,
+        settings.redaction.image_host,
+    )
+
+
+@pytest.mark.parametrize("name", ["default", "strict-pii", "azure", "audit"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    """
+    Every YAML file under config/ validates.
+    """
+    assert load(ROOT / "config" / f"{name}.yaml", environ={})
+
+
+def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    `check-config` prints the resolved settings (0) or the problems (2).
+    """
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("upstream: {url: nope}")
+
+    assert 0 == cli.main(["check-config", str(ROOT / "config" / "default.yaml")])
+    assert "url: https://api.openai.com" in capsys.readouterr().out
+    assert 2 == cli.main(["check-config", str(bad)])
+    assert "config.upstream.url: must be an http(s) or ws(s) URL\n" == capsys.readouterr().err
+
+
+def test_bad_config_exits_2_from_the_command_line(tmp_path: Path) -> None:
+    """
+    `python -m proxy --config BAD` exits with status 2 and says why on stderr.
+    """
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: {port: -1}")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert 2 == done.returncode
+    assert "config.listen.port: must be between 0 and 65535" in done.stderr
+
+
+def test_demo_runs_offline_and_leaks_nothing() -> None:
+    """
+    `earshot demo` runs its scripted session and reports that nothing leaked.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+    assert 0 == done.returncode, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "None of them appears in the records above" in done.stdout
+    events = [
+        json.loads(line)["event"] for line in done.stdout.splitlines() if line.startswith("{")
+    ]
+    assert {"http.exchange", "ws.open", "realtime.event", "realtime.summary", "ws.close"} <= set(
+        events
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            assert proc.poll() is None, "earshot exited early"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("earshot did not become healthy")
+
+
+def _dockerfile_command() -> tuple[list[str], dict[str, str]]:
+    text = (ROOT / "Dockerfile").read_text()
+    runtime = text[text.rindex("FROM ") :]
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", runtime, re.M).group(1))  # type: ignore[union-attr]
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", runtime, re.M).group(1))  # type: ignore[union-attr]
+    env = dict(re.findall(r"(EARSHOT_\w+)=(\S+)", runtime))
+    return [*entrypoint, *cmd], env
+
+
+async def test_the_images_command_line_runs_the_proxy(upstream: Any, tmp_path: Path) -> None:
+    """
+    The Dockerfile's ENTRYPOINT + CMD, with its ENV, serve /healthz and exit 0 on SIGTERM.
+    """
+    _, server = upstream
+    argv, env = _dockerfile_command()
+    argv = [a.replace("/app/", f"{ROOT}/") for a in argv]
+    port = _free_port()
+    assert "0.0.0.0" == env["EARSHOT_LISTEN_HOST"]
+    env = {
+        **os.environ,
+        **env,
+        "EARSHOT_LISTEN_HOST": "127.0.0.1",
+        "EARSHOT_LISTEN_PORT": str(port),
+        "EARSHOT_UPSTREAM_URL": str(server.make_url("")).rstrip("/"),
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        await _wait_healthy(port, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> None:
+    """
+    On SIGTERM: /readyz turns 503, new upgrades are refused, every open session gets
+    1001 with a Close frame after the grace period, and the process exits 0.
+    """
+    fake, server = upstream
+    port = _free_port()
+    log = tmp_path / "earshot.jsonl"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+        f"upstream: {{url: '{str(server.make_url('')).rstrip('/')}'}}\n"
+        f"log: {{output: '{log}'}}\nshutdown: {{grace_period: 1.0}}\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
+    sessions = 100
+    try:
+        await _wait_healthy(port, proc)
+        # No connection limit: the 100 sessions must not starve the /readyz request.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            sockets = []
+            for _ in range(sessions):
+                ws = await http.ws_connect(
+                    f"http://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+                )
+                await ws.receive(timeout=5)
+                sockets.append(ws)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as ready:
+                assert 503 == ready.status
+            async with http.get(
+                f"http://127.0.0.1:{port}/v1/realtime?model=x",
+                headers={
+                    "Upgrade": "websocket",
+                    "Connection": "Upgrade",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                },
+            ) as refused:
+                assert 503 == refused.status
+            closes = [await ws.receive(timeout=10) for ws in sockets]
+            for ws in sockets:
+                await ws.close()
+        assert [(WSMsgType.CLOSE, 1001)] * sessions == [(m.type, m.data) for m in closes]
+        assert 0 == await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sessions == sum(
+        1 for r in records if r["event"] == "ws.close" and r["closed_by"] == "proxy"
+    )
+    assert {"proxy.start", "proxy.draining", "proxy.stop"} <= {r["event"] for r in records}

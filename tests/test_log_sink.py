@@ -1,0 +1,133 @@
+"""
+The log sink: JSON lines written off the event loop; when the writer cannot keep up,
+records are dropped and counted (or the producer blocks, in audit mode); a full disk or
+an unread pipe never raises into the relay.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from proxy.log import LogSink, make_logger, render
+
+
+def _wait_for(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+
+
+def test_records_are_json_lines_with_ts_level_event(tmp_path: Path) -> None:
+    """
+    Each record is one JSON object per line, starting with ts, level and event.
+    """
+    path = tmp_path / "earshot.log"
+    sink = LogSink(str(path))
+    log = make_logger(sink)
+
+    log.info("ws.open", conn="c1", path="/v1/realtime\nINJECTED")
+    sink.close()
+
+    (line,) = path.read_bytes().splitlines()
+    record = orjson.loads(line)
+    assert ["ts", "level", "event", "conn", "path"] == list(record)
+    assert "info" == record["level"]
+    assert record["ts"].endswith("Z") and len(record["ts"]) == len("2026-11-21T02:30:19.123456Z")
+
+
+def test_render_never_raises() -> None:
+    """
+    A value orjson cannot encode yields a `log.render_failed` record, not an exception.
+    """
+    line = render(None, "info", {"event": "realtime.event", "bad": {1, 2}})
+
+    assert "log.render_failed" == orjson.loads(line)["event"]
+
+
+def test_full_buffer_drops_counts_and_reports(tmp_path: Path) -> None:
+    """
+    With the writer stuck, records beyond capacity are dropped and counted; once it
+    catches up, one `log.dropped` record says how many.
+    """
+    read_fd, write_fd = os.pipe()
+    path = f"/dev/fd/{write_fd}"
+    dropped: list[int] = []
+    sink = LogSink(path, capacity=10, on_dropped=dropped.append)
+    log = make_logger(sink)
+    # Fill the pipe so the writer blocks, then overflow the buffer.
+    os.set_blocking(write_fd, True)
+    for i in range(20_000):
+        log.info("realtime.event", n=i, pad="x" * 100)
+
+    assert sink.dropped_total > 0
+    assert sink.dropped_total == sum(dropped)
+    drained: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(read_fd, drained), daemon=True)
+    reader.start()
+    sink.close()
+    os.close(write_fd)
+    reader.join(5)
+    assert b'"event":"log.dropped"' in drained[0]
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    data = b""
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+    into.append(data)
+    os.close(fd)
+
+
+def test_block_mode_waits_instead_of_dropping(tmp_path: Path) -> None:
+    """
+    With `on_full: block`, the producer waits for room and nothing is dropped.
+    """
+    path = tmp_path / "audit.log"
+    sink = LogSink(str(path), capacity=2, block=True)
+    log = make_logger(sink)
+
+    for i in range(2000):
+        log.info("realtime.event", n=i)
+    sink.close()
+
+    assert 0 == sink.dropped_total
+    assert 2000 == len(path.read_bytes().splitlines())
+
+
+def test_full_disk_drops_and_counts() -> None:
+    """
+    Writing to a full disk (/dev/full) loses records, counts them, and never raises.
+    """
+    sink = LogSink("/dev/full")
+    log = make_logger(sink)
+
+    for i in range(100):
+        log.info("realtime.event", n=i)
+    _wait_for(lambda: sink.dropped_total >= 100)
+    sink.close()
+
+    assert sink.dropped_total >= 100
+    assert 0 == sink.written_total
+
+
+def test_unwritable_path_drops_and_counts(tmp_path: Path) -> None:
+    """
+    A log path that cannot be opened (read-only directory) loses records, never raises.
+    """
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    target = ro / "sub" / "earshot.log"
+    sink = LogSink(str(target))
+    log = make_logger(sink)
+
+    log.info("realtime.event", n=1)
+    _wait_for(lambda: sink.dropped_total >= 1)
+    sink.close()
+
+    assert 1 <= sink.dropped_total
