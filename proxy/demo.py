@@ -72,7 +72,7 @@ def replies(data: bytes, beta: bool) -> list[bytes]:
         return []
     kind = event.get("type")
     if kind == "session.update":
-        session = event.get("session") if isinstance(event.get("session"), dict) else {}
+        session = event["session"] if isinstance(event.get("session"), dict) else {}
         return [
             orjson.dumps(
                 {
@@ -269,7 +269,8 @@ async def run_demo(config_path: str | None, out: Any) -> int:
     leaked = [name for name, value in planted.items() if value in text]
     print(file=out)
     print(
-        f"# {len(lines)} records. Sent through the proxy: an API key, MCP credentials, 2 s of audio,",
+        f"# {len(lines)} records. Sent through the proxy: an API key, MCP credentials,"
+        " 2 s of audio,",
         file=out,
     )
     print("# a photo, and an ephemeral key in a REST response.", file=out)

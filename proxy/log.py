@@ -130,7 +130,7 @@ class LogSink:
         while True:
             self._wake.wait(0.2)
             self._wake.clear()
-            batch = []
+            batch: list[bytes] = []
             while self._lines and len(batch) < 4096:
                 batch.append(self._lines.popleft())
             if batch:

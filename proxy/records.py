@@ -69,7 +69,7 @@ _FOLD: Final = {
     cls: _fold_field(cls)
     for proto in ("ga", "beta", "translation")
     for direction in ("client", "server")
-    for cls in protocol.event_classes(proto, direction)  # type: ignore[arg-type]
+    for cls in protocol.event_classes(proto, direction)
 }
 
 # Client events and server events that end the client's audio stream for now.
@@ -183,7 +183,7 @@ class Recorder:
         self._undecodable(direction, data, "binary frame")
 
     def _undecodable(self, direction: str, data: bytes, reason: str) -> None:
-        self.counts[direction].undecodable += 1  # type: ignore[index]
+        self.counts[direction].undecodable += 1
         if self._on_undecodable is not None:
             self._on_undecodable(direction)
         self.log.warning(

@@ -13,6 +13,7 @@ awaited in `finally`, so nothing outlives the session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from typing import Any, Final
@@ -20,7 +21,6 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from protocol import Direction
 from proxy.context import APP, AppState
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY
@@ -357,11 +357,9 @@ async def _close_quietly(
 ) -> None:
     if sock.closed:
         return
-    try:
-        # Shielded: if the handler is cancelled (its client gone) mid-close, the close
-        # handshake on the other leg still completes, bounded by the timeout.
+    # Shielded: if the handler is cancelled (its client gone) mid-close, the close
+    # handshake on the other leg still completes, bounded by the timeout.
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
         await asyncio.shield(
             asyncio.wait_for(sock.close(code=code, message=reason), _CLOSE_TIMEOUT)
         )
-    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
-        pass

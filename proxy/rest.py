@@ -79,7 +79,7 @@ def _render_multipart(redactor: Redactor, body: bytes, content_type: str, *, res
     if not message.is_multipart():
         return {"bytes": len(body), "undecodable": "multipart without parts"}
     parts: dict[str, Any] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         assert isinstance(part, Message)
         name = part.get_param("name", header="content-disposition") or "part"
         payload = part.get_payload(decode=True)

@@ -10,6 +10,7 @@ workers that share the port through `SO_REUSEPORT` and forwards signals to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -104,7 +105,8 @@ def _run_one(settings: Settings, *, reuse_port: bool) -> int:
         log.error("proxy.failed", error=type(exc).__name__, errno=exc.errno)
         sink.close()
         print(
-            f"earshot: cannot listen on {settings.listen.host}:{settings.listen.port}: {exc.strerror}",
+            f"earshot: cannot listen on {settings.listen.host}:{settings.listen.port}:"
+            f" {exc.strerror}",
             file=sys.stderr,
         )
         return 1
@@ -123,10 +125,8 @@ def _run_workers(settings: Settings) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

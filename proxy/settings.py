@@ -164,7 +164,7 @@ def _check(s: Settings) -> list[str]:
         ("log.summary_interval", s.log.summary_interval),
         ("shutdown.grace_period", s.shutdown.grace_period),
     ):
-        if value <= 0 and name != "shutdown.grace_period" or value < 0:
+        if (value <= 0 and name != "shutdown.grace_period") or value < 0:
             problems.append(f"config.{name}: must be positive")
     for name, value in (
         ("max_frame_bytes", s.limits.max_frame_bytes),

@@ -23,7 +23,6 @@ from aiohttp import WSMsgType
 
 from proxy import cli
 from proxy.settings import ConfigError, load, parse
-from tests.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -226,7 +225,7 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
     On SIGTERM: /readyz turns 503, new upgrades are refused, every open session gets
     1001 with a Close frame after the grace period, and the process exits 0.
     """
-    fake, server = upstream
+    _fake, server = upstream
     port = _free_port()
     log = tmp_path / "earshot.jsonl"
     config = tmp_path / "c.yaml"

@@ -112,17 +112,19 @@ async def test_azure_client_through_the_proxy(
     """
     port = proxy.server.port
     azure_key = "azure0123456789abcdef0123456789ab"
-    async with AsyncAzureOpenAI(
-        api_key=azure_key,
-        api_version="2025-04-01-preview",
-        azure_endpoint=f"http://127.0.0.1:{port}",
-        websocket_base_url=f"ws://127.0.0.1:{port}/openai",
-    ) as client:
-        async with client.realtime.connect(model="my-deployment") as conn:
-            await conn.response.create()
-            async for event in conn:
-                if event.type == "response.done":
-                    break
+    async with (
+        AsyncAzureOpenAI(
+            api_key=azure_key,
+            api_version="2025-04-01-preview",
+            azure_endpoint=f"http://127.0.0.1:{port}",
+            websocket_base_url=f"ws://127.0.0.1:{port}/openai",
+        ) as client,
+        client.realtime.connect(model="my-deployment") as conn,
+    ):
+        await conn.response.create()
+        async for event in conn:
+            if event.type == "response.done":
+                break
 
     handshake = fake.handshakes[0]
     assert handshake["path"].startswith("/openai/realtime?")

@@ -81,8 +81,8 @@ def test_audio_duration_follows_the_negotiated_format(
     """
     Audio is measured from its base64 length and the session's format, per direction.
     """
-    from proxy.records import EventPolicy, Recorder
     from proxy.log import make_logger
+    from proxy.records import EventPolicy, Recorder
     from tests.conftest import MemorySink
 
     sink = MemorySink()

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import protocol
 from protocol import types as pt
+from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
-from proxy.log import make_logger
 from tests.conftest import MemorySink
 from tests.helpers import corpus, decode_kwargs
 

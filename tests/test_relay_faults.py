@@ -96,7 +96,7 @@ async def test_upstream_vanishing_gives_the_client_1011(
     """
     ws = await _open(proxy)
 
-    transport = fake.sockets[-1]._req.transport  # noqa: SLF001 (a test reaching for the socket)
+    transport = fake.sockets[-1]._req.transport
     transport.abort()
     msg = await ws.receive(timeout=5)
 
@@ -114,7 +114,7 @@ async def test_client_vanishing_gives_the_upstream_1001(
     """
     ws = await _open(proxy)
 
-    ws._response.connection.transport.abort()  # noqa: SLF001
+    ws._response.connection.transport.abort()
     await asyncio.wait_for(fake.closed.wait(), 5)
 
     assert [1001] == fake.close_codes

@@ -85,7 +85,7 @@ def _value(tp: Any, name: str, variant: int) -> Any:
     if tp is pt.Secret:
         return SECRET if name != "value" else "ek_68af2b7c1d3e4f5a6b7c8d9e"
     if tp is pt.Url:
-        return FIELD_VALUES[name] if name in FIELD_VALUES else "https://example.com/"
+        return FIELD_VALUES.get(name, "https://example.com/")
     if tp in pt.TEXT_CLASSES:
         return {
             "instructions": "You are a helpful voice assistant for Acme Bank.",
