@@ -166,7 +166,7 @@ async def _upstream_rest(_request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
 
-def _conversation() -> list[dict[str, Any]]:
+def conversation() -> list[dict[str, Any]]:
     chunk = base64.b64encode(_TONE).decode()
     return [
         {
@@ -247,7 +247,7 @@ async def run_demo(config_path: str | None, out: Any) -> int:
             async with session.ws_connect(
                 f"{base}/v1/realtime?model=gpt-realtime", headers=headers
             ) as ws:
-                for event in _conversation():
+                for event in conversation():
                     await ws.send_str(orjson.dumps(event).decode())
                 async for msg in ws:
                     if msg.type is WSMsgType.TEXT and '"response.done"' in msg.data:

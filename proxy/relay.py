@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import secrets
 import time
 from typing import Any, Final
 
@@ -25,14 +25,14 @@ from proxy.context import APP, AppState
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY
 
-_CONN_IDS: Final = itertools.count(1)
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
 _UNSENDABLE: Final = frozenset({1005, 1006, 1015})
 _CLOSE_TIMEOUT: Final = 5.0
 
 
 def conn_id(prefix: str = "c") -> str:
-    return f"{prefix}{next(_CONN_IDS):06d}"
+    """A connection id, unique across restarts and workers: correlates one session's records."""
+    return f"{prefix}_{secrets.token_hex(6)}"
 
 
 class _Leg:
