@@ -135,7 +135,8 @@ class Redactor:
             media = header[5:].split(";", 1)[0]
             return {
                 "redacted": "image",
-                "media_type": media if _MEDIA_TYPE.fullmatch(media) else "unknown",
+                # The media type is the client's text too: a key can hide in it.
+                "media_type": self.scrub_text(media) if _MEDIA_TYPE.fullmatch(media) else "unknown",
                 "bytes": base64_length(data) if ";base64" in header else len(data),
             }
         if value.startswith(("http://", "https://")):
@@ -226,6 +227,9 @@ class Redactor:
         conv.register_unstructure_hook(pt.Url, self.url)
         conv.register_unstructure_hook(pt.Json, self.scrub)
         conv.register_unstructure_hook(pt.Extras, self.scrub)
+        # Declared plain strings (ids, names, enums) are the client's to choose too: a
+        # key or a blob put in an id is scrubbed like any other text.
+        conv.register_unstructure_hook(str, self.scrub_text)
         for text_type, text_class in pt.TEXT_CLASSES.items():
             conv.register_unstructure_hook(text_type, self._text_hook(text_class))
 
