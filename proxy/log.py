@@ -22,6 +22,7 @@ from typing import Any, Final, TextIO
 import orjson
 import structlog
 
+_FLUSH_INTERVAL: Final = 0.02  # seconds between writes when the buffer is not filling up
 _LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
@@ -79,6 +80,7 @@ class LogSink:
     ) -> None:
         self._output = output
         self._capacity = capacity
+        self._half = max(1, capacity // 2)
         self._block = block
         self._lines: collections.deque[bytes] = collections.deque()
         self._wake = threading.Event()
@@ -106,7 +108,10 @@ class LogSink:
                 while len(self._lines) >= self._capacity and not self._closing:
                     self._space.wait(0.1)
         self._lines.append(line)
-        if len(self._lines) == 1:
+        # The writer flushes on its own every few milliseconds; it is woken early only
+        # when a burst has half-filled the buffer. Waking it for every record would
+        # hand the GIL to it between every two frames.
+        if len(self._lines) == self._half:
             self._wake.set()
 
     debug = info = warning = error = critical = exception = msg
@@ -128,7 +133,7 @@ class LogSink:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(0.2)
+            self._wake.wait(_FLUSH_INTERVAL)
             self._wake.clear()
             batch: list[bytes] = []
             while self._lines and len(batch) < 4096:
@@ -177,11 +182,13 @@ class LogSink:
 
 def make_logger(sink: Any, level: str = "info") -> Any:
     """A bound logger writing to `sink`, without touching structlog's global config."""
+    # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on
+    # every call.
     return structlog.wrap_logger(
         sink,
         processors=[render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
-    )
+    ).bind()
 
 
 def configure(sink: LogSink, level: str = "info") -> None:

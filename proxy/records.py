@@ -86,6 +86,10 @@ _INPUT_BOUNDARIES: Final = frozenset(
 )
 
 
+_SESSION_UPDATES: Final = (ga.SessionUpdate, beta_events.BetaSessionUpdate)
+_SESSIONS: Final = (Session, BetaSession)
+
+
 @attrs.define
 class Summary:
     """Frames of one kind folded together: counts only, so memory stays bounded."""
@@ -200,7 +204,7 @@ class Recorder:
         event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
         if direction == "server":
             self._follow_server(event)
-        elif isinstance(event, ga.SessionUpdate | beta_events.BetaSessionUpdate):
+        elif isinstance(event, _SESSION_UPDATES):
             self._follow_formats(event.session)
         self._flush_boundaries(direction, event_type, event)
         mode = self._policy.mode(event_type)
@@ -293,7 +297,7 @@ class Recorder:
 
     def _follow_server(self, event: Any) -> None:
         session = getattr(event, "session", None)
-        if not isinstance(session, Session | BetaSession):
+        if not isinstance(session, _SESSIONS):
             return
         if self.session_id is None and isinstance(session.id, str) and session.id:
             self.session_id = self._redactor.scrub_text(session.id[:128])

@@ -1,0 +1,448 @@
+"""
+earshot against a direct connection, a bare aiohttp relay and nginx (and LiteLLM's
+realtime proxy when installed), under the same load, interleaved over rounds, in one run.
+
+    python bench/relay.py                 # the full run (~5 minutes), table + bench/results/relay.json
+    python bench/relay.py --quick         # fewer samples and steps, for a smoke check
+
+It starts `bench/echo_upstream.py` (a Realtime-shaped echo), then each target in front of
+it: `direct` (no proxy), `bare` (`bench/bare_relay.py`: aiohttp, forward only), `earshot`
+(default config, log written to a file), `nginx` (Debian's package as a WebSocket reverse
+proxy; skipped with a message if `nginx` is not installed), `litellm` (LiteLLM's proxy
+from `bench/.litellm/bin/litellm`; skipped with a message when absent). Measures:
+
+- added round-trip latency per frame (p50, p99) over the direct connection, for a 6.4 KB
+  audio append (answered by a 6.4 KB audio delta) and for a small event (answered by a
+  small text delta), one session, ping-pong;
+- CPU time of the target's processes per relayed frame, during those runs;
+- the highest paced rate (20 ms audio appends, 16 sessions) with p99 round trip ≤ 5 ms;
+- concurrent audio sessions at 50 frames/s each way (6.4 KB) sustained with p99 ≤ 20 ms;
+- resident memory per idle session (500 sessions).
+
+The load generator, the upstream and the target share this machine's cores: read the
+ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _audio(ms: int) -> str:
+    return base64.b64encode(bytes(range(256)) * (ms * 48 // 256) + bytes(ms * 48 % 256)).decode()
+
+
+AUDIO_100MS = _audio(100)  # 4800 bytes → 6400 base64 characters
+AUDIO_20MS = _audio(20)
+
+
+def audio_frame(i: int, audio: str = AUDIO_100MS) -> bytes:
+    return f'{{"type":"input_audio_buffer.append","event_id":"{i:08d}","audio":"{audio}"}}'.encode()
+
+
+def small_frame(i: int) -> bytes:
+    return f'{{"type":"conversation.item.retrieve","event_id":"{i:08d}","item_id":"item_001"}}'.encode()
+
+
+def _item_id(data: bytes) -> int | None:
+    at = data.find(b'"item_id":"')
+    if at < 0:
+        return None
+    try:
+        return int(data[at + 11 : at + 19])
+    except ValueError:
+        return None
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    note: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/realtime?model=gpt-realtime"
+
+    def pids(self) -> list[int]:
+        return _tree(self.proc.pid) if self.proc else []
+
+
+async def _wait_ws(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.ws_connect(url) as ws:
+                    await ws.receive(timeout=2)
+                    return
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_upstream(work: Path) -> Target:
+    port = _free_port()
+    proc = subprocess.Popen([PY, str(ROOT / "bench" / "echo_upstream.py"), "--port", str(port)])
+    return Target("upstream", port, proc)
+
+
+def start_targets(work: Path, up: int, only: set[str] | None) -> list[Target]:
+    targets = [Target("direct", up)]
+    bare = _free_port()
+    targets.append(
+        Target("bare", bare, subprocess.Popen([PY, str(ROOT / "bench" / "bare_relay.py"), "--port", str(bare), "--upstream", f"http://127.0.0.1:{up}"]))
+    )
+    port = _free_port()
+    config = work / "earshot.yaml"
+    config.write_text(
+        (ROOT / "config" / "default.yaml").read_text()
+        + f"\n# bench overrides\n"
+    )
+    env = {**os.environ, "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}", "EARSHOT_LISTEN_PORT": str(port), "EARSHOT_LOG_OUTPUT": str(work / "earshot.jsonl")}
+    targets.append(Target("earshot", port, subprocess.Popen([PY, "-m", "proxy", "--config", str(config)], env=env, cwd=ROOT)))
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx:
+        port = _free_port()
+        conf = work / "nginx.conf"
+        conf.write_text(
+            f"""daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx.err warn;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{ listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://127.0.0.1:{up}; proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
+      proxy_buffering off; proxy_read_timeout 3600s; }} }} }}
+"""
+        )
+        targets.append(Target("nginx", port, subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)])))
+    else:
+        targets.append(Target("nginx", 0, note="skipped: nginx not installed (apt-get install nginx-light)"))
+    litellm = ROOT / "bench" / ".litellm" / "bin" / "litellm"
+    if litellm.exists():
+        port = _free_port()
+        cfg = work / "litellm.yaml"
+        cfg.write_text(
+            "model_list:\n  - model_name: gpt-realtime\n    litellm_params:\n"
+            f"      model: openai/gpt-realtime\n      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\n"
+        )
+        targets.append(Target("litellm", port, subprocess.Popen([str(litellm), "--config", str(cfg), "--port", str(port), "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    else:
+        targets.append(Target("litellm", 0, note="skipped: install with `python -m venv bench/.litellm && bench/.litellm/bin/pip install 'litellm[proxy]==1.106.2'`"))
+    return [t for t in targets if only is None or t.name in only or t.name == "direct"]
+
+
+# --- measurements ---------------------------------------------------------------------
+
+
+async def ping_pong(url: str, make: Callable[[int], bytes], n: int) -> list[float]:
+    """Round-trip times (ms) of n frames sent one after another on one session."""
+    times = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
+        await ws.receive(timeout=5)
+        for i in range(n):
+            frame = make(i)
+            start = time.perf_counter()
+            await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+            while True:
+                msg = await ws.receive(timeout=10)
+                if _item_id(msg.data if isinstance(msg.data, bytes) else msg.data.encode()) == i:
+                    break
+            times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+async def paced(url: str, sessions: int, per_session_rate: float, seconds: float, make: Callable[[int], bytes]) -> tuple[list[float], float]:
+    """Round-trip times (ms) under a paced load; returns them and the achieved round trips/s."""
+    rtts: list[float] = []
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        sockets = [await http.ws_connect(url, max_msg_size=0) for _ in range(sessions)]
+        for ws in sockets:
+            await ws.receive(timeout=10)
+        begin = time.perf_counter() + 0.05
+        end = begin + seconds
+
+        async def one(ws: aiohttp.ClientWebSocketResponse[Any], offset: float) -> None:
+            nonlocal done
+            sent: dict[int, float] = {}
+
+            async def reader() -> None:
+                nonlocal done
+                async for msg in ws:
+                    data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                    i = _item_id(data)
+                    if i is not None and i in sent:
+                        rtts.append((time.perf_counter() - sent.pop(i)) * 1000)
+                        done += 1
+
+            task = asyncio.create_task(reader())
+            interval = 1 / per_session_rate
+            i = 0
+            while True:
+                at = begin + offset + i * interval
+                if at >= end:
+                    break
+                delay = at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent[i] = time.perf_counter()
+                await ws.send_frame(make(i), aiohttp.WSMsgType.TEXT)
+                i += 1
+            await asyncio.sleep(0.3)
+            await ws.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        await asyncio.gather(*(one(ws, k / (sessions * per_session_rate)) for k, ws in enumerate(sockets)))
+    return rtts, done / seconds
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+@dataclass
+class Row:
+    latency: dict[str, list[float]] = field(default_factory=lambda: {"audio": [], "small": []})
+    cpu: float = 0.0
+    frames: int = 0
+    max_rate: float = 0.0
+    sessions: int = 0
+    idle_kb: float = float("nan")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
+    upstream = start_upstream(work)
+    targets: list[Target] = []
+    try:
+        await _wait_ws(f"http://127.0.0.1:{upstream.port}/v1/realtime")
+        targets = start_targets(work, upstream.port, set(args.only.split(",")) if args.only else None)
+        live = [t for t in targets if not t.note]
+        for t in live:
+            await _wait_ws(t.url, timeout=60)
+        rows = {t.name: Row() for t in live}
+
+        print(f"latency: {args.rounds} rounds × {args.samples} round trips per kind, targets interleaved", flush=True)
+        for _ in range(args.rounds):
+            for t in live:
+                before = cpu_seconds(t.pids())
+                for kind, make in (("audio", audio_frame), ("small", small_frame)):
+                    rows[t.name].latency[kind] += await ping_pong(t.url, make, args.samples)
+                rows[t.name].cpu += cpu_seconds(t.pids()) - before
+                rows[t.name].frames += 4 * args.samples  # each round trip is two frames, two kinds
+
+        print("max paced rate (20 ms appends, 16 sessions, p99 ≤ 5 ms)", flush=True)
+        for t in live:
+            for rate in args.rates:
+                rtts, achieved = await paced(t.url, 16, rate / 16, args.step_seconds, lambda i: audio_frame(i, AUDIO_20MS))
+                ok = p(rtts, 0.99) <= 5.0 and achieved >= 0.95 * rate
+                print(f"  {t.name:8} {rate:6d} rt/s: p99 {p(rtts, 0.99):7.2f} ms, achieved {achieved:8.0f} rt/s {'ok' if ok else 'FAIL'}", flush=True)
+                if not ok:
+                    break
+                rows[t.name].max_rate = 2 * achieved  # frames/s through the target
+
+        print("concurrent audio sessions (50 frames/s each way, 6.4 KB, p99 ≤ 20 ms)", flush=True)
+        for t in live:
+            for n in args.sessions:
+                rtts, achieved = await paced(t.url, n, 50.0, args.step_seconds, audio_frame)
+                ok = p(rtts, 0.99) <= 20.0 and achieved >= 0.95 * 50 * n
+                print(f"  {t.name:8} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}", flush=True)
+                if not ok:
+                    break
+                rows[t.name].sessions = n
+
+        print(f"idle memory: {args.idle} sessions", flush=True)
+        for t in live:
+            if t.name == "direct":
+                continue
+            before = rss_bytes(t.pids())
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                sockets = []
+                for _ in range(args.idle):
+                    ws = await http.ws_connect(t.url)
+                    await ws.receive(timeout=10)
+                    sockets.append(ws)
+                await asyncio.sleep(1.0)
+                after = rss_bytes(t.pids())
+                for ws in sockets:
+                    await ws.close()
+            rows[t.name].idle_kb = (after - before) / args.idle / 1024
+    finally:
+        for t in [*targets, upstream]:
+            if t.proc and t.proc.poll() is None:
+                t.proc.send_signal(signal.SIGTERM if t.name != "nginx" else signal.SIGQUIT)
+        for t in [*targets, upstream]:
+            if t.proc:
+                try:
+                    t.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    t.proc.kill()
+
+    direct = rows["direct"].latency
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        out[name] = {
+            "added_p50_audio_ms": p(row.latency["audio"], 0.5) - p(direct["audio"], 0.5),
+            "added_p99_audio_ms": p(row.latency["audio"], 0.99) - p(direct["audio"], 0.99),
+            "added_p50_small_ms": p(row.latency["small"], 0.5) - p(direct["small"], 0.5),
+            "added_p99_small_ms": p(row.latency["small"], 0.99) - p(direct["small"], 0.99),
+            "rtt_p50_audio_ms": p(row.latency["audio"], 0.5),
+            "rtt_p50_small_ms": p(row.latency["small"], 0.5),
+            "cpu_us_per_frame": row.cpu / row.frames * 1e6 if name != "direct" and row.frames else None,
+            "max_frames_per_s": row.max_rate,
+            "audio_sessions": row.sessions,
+            "idle_kb_per_session": row.idle_kb if name != "direct" else None,
+        }
+    for t in targets:
+        if t.note:
+            out[t.name] = {"skipped": t.note}
+    return out
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    return format(v, spec)
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        f"{'target':8} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'CPU µs/fr':>10} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
+    ]
+    for name, r in results.items():
+        if "skipped" in r:
+            lines.append(f"{name:8} {r['skipped']}")
+            continue
+        lines.append(
+            f"{name:8} {_fmt(r['added_p50_audio_ms'], '10.3f')}ms {_fmt(r['added_p99_audio_ms'], '10.3f')}ms "
+            f"{_fmt(r['added_p50_small_ms'], '10.3f')}ms {_fmt(r['added_p99_small_ms'], '10.3f')}ms "
+            f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
+        )
+    e, b, n = results.get("earshot", {}), results.get("bare", {}), results.get("nginx", {})
+    ratios = []
+    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in b:
+        for kind in ("audio", "small"):
+            ratios.append(f"earshot/bare added p50 {kind}: {e[f'added_p50_{kind}_ms'] / b[f'added_p50_{kind}_ms']:.2f}×")
+        ratios.append(f"earshot/bare CPU per frame: {e['cpu_us_per_frame'] / b['cpu_us_per_frame']:.2f}×")
+    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in n:
+        for kind in ("audio", "small"):
+            ratios.append(f"earshot/nginx added p50 {kind}: {e[f'added_p50_{kind}_ms'] / n[f'added_p50_{kind}_ms']:.2f}×")
+    lith = results.get("litellm", {})
+    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in lith:
+        ratios.append(f"litellm/earshot added p50 audio: {lith['added_p50_audio_ms'] / e['added_p50_audio_ms']:.2f}×")
+    return "\n".join([*lines, "", *ratios])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated targets (direct is always run)")
+    args = parser.parse_args()
+    args.rounds, args.samples = (2, 200) if args.quick else (5, 1000)
+    args.step_seconds = 1.5 if args.quick else 3.0
+    args.rates = [500, 2000, 4000] if args.quick else [500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 15000]
+    args.sessions = [10, 50] if args.quick else [25, 50, 100, 150, 200, 300]
+    args.idle = 100 if args.quick else 500
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    results = asyncio.run(run(args))
+    table = report(results)
+    print()
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "quick": args.quick,
+    }
+    (RESULTS / ("relay-quick.json" if args.quick else "relay.json")).write_text(json.dumps({"meta": meta, "results": results, "table": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
