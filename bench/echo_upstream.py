@@ -1,7 +1,8 @@
 """
 The benchmark's upstream: a Realtime-shaped echo. For every client frame it answers one
-server frame of the matching kind and size, carrying the client's `event_id` as its
-`item_id` so the driver can time the round trip:
+server frame of the matching kind and size, carrying the client's `event_id` (a server
+event's own id) so the driver can time the round trip; all deltas belong to one item,
+as a real response's do:
 
 - `input_audio_buffer.append` (any size)  → `response.output_audio.delta` of the same audio
 - anything else                          → `response.output_text.delta` with a short delta
@@ -30,16 +31,16 @@ def reply(frame: bytes) -> bytes:
     if audio_at >= 0:
         audio = frame[audio_at + len(_AUDIO) : frame.rfind(b'"')]
         return (
-            b'{"type":"response.output_audio.delta","response_id":"resp_1","item_id":"'
+            b'{"type":"response.output_audio.delta","event_id":"'
             + event_id
-            + b'","output_index":0,"content_index":0,"delta":"'
+            + b'","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"'
             + audio
             + b'"}'
         )
     return (
-        b'{"type":"response.output_text.delta","response_id":"resp_1","item_id":"'
+        b'{"type":"response.output_text.delta","event_id":"'
         + event_id
-        + b'","output_index":0,"content_index":0,"delta":"Sure, "}'
+        + b'","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"Sure, "}'
     )
 
 

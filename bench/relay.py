@@ -34,7 +34,6 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,11 +75,12 @@ def small_frame(i: int) -> bytes:
 
 
 def _item_id(data: bytes) -> int | None:
-    at = data.find(b'"item_id":"')
+    """The sequence number the echo upstream copied into its reply's `event_id`."""
+    at = data.find(b'"event_id":"')
     if at < 0:
         return None
     try:
-        return int(data[at + 11 : at + 19])
+        return int(data[at + 12 : at + 20])
     except ValueError:
         return None
 
@@ -151,7 +151,7 @@ async def _wait_ws(url: str, timeout: float = 20.0) -> None:
                 async with http.ws_connect(url) as ws:
                     await ws.receive(timeout=2)
                     return
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not come up")
 
@@ -166,17 +166,39 @@ def start_targets(work: Path, up: int, only: set[str] | None) -> list[Target]:
     targets = [Target("direct", up)]
     bare = _free_port()
     targets.append(
-        Target("bare", bare, subprocess.Popen([PY, str(ROOT / "bench" / "bare_relay.py"), "--port", str(bare), "--upstream", f"http://127.0.0.1:{up}"]))
+        Target(
+            "bare",
+            bare,
+            subprocess.Popen(
+                [
+                    PY,
+                    str(ROOT / "bench" / "bare_relay.py"),
+                    "--port",
+                    str(bare),
+                    "--upstream",
+                    f"http://127.0.0.1:{up}",
+                ]
+            ),
+        )
     )
     port = _free_port()
-    config = work / "earshot.yaml"
-    config.write_text(
-        (ROOT / "config" / "default.yaml").read_text()
-        + f"\n# bench overrides\n"
+    config = ROOT / "config" / "default.yaml"
+    env = {
+        **os.environ,
+        "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}",
+        "EARSHOT_LISTEN_PORT": str(port),
+        "EARSHOT_LOG_OUTPUT": str(work / "earshot.jsonl"),
+    }
+    targets.append(
+        Target(
+            "earshot",
+            port,
+            subprocess.Popen([PY, "-m", "proxy", "--config", str(config)], env=env, cwd=ROOT),
+        )
     )
-    env = {**os.environ, "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}", "EARSHOT_LISTEN_PORT": str(port), "EARSHOT_LOG_OUTPUT": str(work / "earshot.jsonl")}
-    targets.append(Target("earshot", port, subprocess.Popen([PY, "-m", "proxy", "--config", str(config)], env=env, cwd=ROOT)))
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx:
         port = _free_port()
         conf = work / "nginx.conf"
@@ -191,9 +213,13 @@ http {{ access_log off;
       proxy_buffering off; proxy_read_timeout 3600s; }} }} }}
 """
         )
-        targets.append(Target("nginx", port, subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)])))
+        targets.append(
+            Target("nginx", port, subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)]))
+        )
     else:
-        targets.append(Target("nginx", 0, note="skipped: nginx not installed (apt-get install nginx-light)"))
+        targets.append(
+            Target("nginx", 0, note="skipped: nginx not installed (apt-get install nginx-light)")
+        )
     litellm = ROOT / "bench" / ".litellm" / "bin" / "litellm"
     if litellm.exists():
         port = _free_port()
@@ -202,9 +228,33 @@ http {{ access_log off;
             "model_list:\n  - model_name: gpt-realtime\n    litellm_params:\n"
             f"      model: openai/gpt-realtime\n      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\n"
         )
-        targets.append(Target("litellm", port, subprocess.Popen([str(litellm), "--config", str(cfg), "--port", str(port), "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        targets.append(
+            Target(
+                "litellm",
+                port,
+                subprocess.Popen(
+                    [
+                        str(litellm),
+                        "--config",
+                        str(cfg),
+                        "--port",
+                        str(port),
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ),
+            )
+        )
     else:
-        targets.append(Target("litellm", 0, note="skipped: install with `python -m venv bench/.litellm && bench/.litellm/bin/pip install 'litellm[proxy]==1.106.2'`"))
+        targets.append(
+            Target(
+                "litellm",
+                0,
+                note="skipped: install with `python -m venv bench/.litellm && bench/.litellm/bin/pip install 'litellm[proxy]==1.106.2'`",
+            )
+        )
     return [t for t in targets if only is None or t.name in only or t.name == "direct"]
 
 
@@ -228,7 +278,9 @@ async def ping_pong(url: str, make: Callable[[int], bytes], n: int) -> list[floa
     return times
 
 
-async def paced(url: str, sessions: int, per_session_rate: float, seconds: float, make: Callable[[int], bytes]) -> tuple[list[float], float]:
+async def paced(
+    url: str, sessions: int, per_session_rate: float, seconds: float, make: Callable[[int], bytes]
+) -> tuple[list[float], float]:
     """Round-trip times (ms) under a paced load; returns them and the achieved round trips/s."""
     rtts: list[float] = []
     done = 0
@@ -270,7 +322,9 @@ async def paced(url: str, sessions: int, per_session_rate: float, seconds: float
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-        await asyncio.gather(*(one(ws, k / (sessions * per_session_rate)) for k, ws in enumerate(sockets)))
+        await asyncio.gather(
+            *(one(ws, k / (sessions * per_session_rate)) for k, ws in enumerate(sockets))
+        )
     return rtts, done / seconds
 
 
@@ -297,13 +351,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     targets: list[Target] = []
     try:
         await _wait_ws(f"http://127.0.0.1:{upstream.port}/v1/realtime")
-        targets = start_targets(work, upstream.port, set(args.only.split(",")) if args.only else None)
+        targets = start_targets(
+            work, upstream.port, set(args.only.split(",")) if args.only else None
+        )
         live = [t for t in targets if not t.note]
         for t in live:
             await _wait_ws(t.url, timeout=60)
         rows = {t.name: Row() for t in live}
 
-        print(f"latency: {args.rounds} rounds × {args.samples} round trips per kind, targets interleaved", flush=True)
+        print(
+            f"latency: {args.rounds} rounds × {args.samples} round trips per kind, targets interleaved",
+            flush=True,
+        )
         for _ in range(args.rounds):
             for t in live:
                 before = cpu_seconds(t.pids())
@@ -315,9 +374,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("max paced rate (20 ms appends, 16 sessions, p99 ≤ 5 ms)", flush=True)
         for t in live:
             for rate in args.rates:
-                rtts, achieved = await paced(t.url, 16, rate / 16, args.step_seconds, lambda i: audio_frame(i, AUDIO_20MS))
+                rtts, achieved = await paced(
+                    t.url, 16, rate / 16, args.step_seconds, lambda i: audio_frame(i, AUDIO_20MS)
+                )
                 ok = p(rtts, 0.99) <= 5.0 and achieved >= 0.95 * rate
-                print(f"  {t.name:8} {rate:6d} rt/s: p99 {p(rtts, 0.99):7.2f} ms, achieved {achieved:8.0f} rt/s {'ok' if ok else 'FAIL'}", flush=True)
+                print(
+                    f"  {t.name:8} {rate:6d} rt/s: p99 {p(rtts, 0.99):7.2f} ms, achieved {achieved:8.0f} rt/s {'ok' if ok else 'FAIL'}",
+                    flush=True,
+                )
                 if not ok:
                     break
                 rows[t.name].max_rate = 2 * achieved  # frames/s through the target
@@ -327,7 +391,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.sessions:
                 rtts, achieved = await paced(t.url, n, 50.0, args.step_seconds, audio_frame)
                 ok = p(rtts, 0.99) <= 20.0 and achieved >= 0.95 * 50 * n
-                print(f"  {t.name:8} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}", flush=True)
+                print(
+                    f"  {t.name:8} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}",
+                    flush=True,
+                )
                 if not ok:
                     break
                 rows[t.name].sessions = n
@@ -369,7 +436,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "added_p99_small_ms": p(row.latency["small"], 0.99) - p(direct["small"], 0.99),
             "rtt_p50_audio_ms": p(row.latency["audio"], 0.5),
             "rtt_p50_small_ms": p(row.latency["small"], 0.5),
-            "cpu_us_per_frame": row.cpu / row.frames * 1e6 if name != "direct" and row.frames else None,
+            "cpu_us_per_frame": row.cpu / row.frames * 1e6
+            if name != "direct" and row.frames
+            else None,
             "max_frames_per_s": row.max_rate,
             "audio_sessions": row.sessions,
             "idle_kb_per_session": row.idle_kb if name != "direct" else None,
@@ -403,14 +472,22 @@ def report(results: dict[str, Any]) -> str:
     ratios = []
     if "added_p50_audio_ms" in e and "added_p50_audio_ms" in b:
         for kind in ("audio", "small"):
-            ratios.append(f"earshot/bare added p50 {kind}: {e[f'added_p50_{kind}_ms'] / b[f'added_p50_{kind}_ms']:.2f}×")
-        ratios.append(f"earshot/bare CPU per frame: {e['cpu_us_per_frame'] / b['cpu_us_per_frame']:.2f}×")
+            ratios.append(
+                f"earshot/bare added p50 {kind}: {e[f'added_p50_{kind}_ms'] / b[f'added_p50_{kind}_ms']:.2f}×"
+            )
+        ratios.append(
+            f"earshot/bare CPU per frame: {e['cpu_us_per_frame'] / b['cpu_us_per_frame']:.2f}×"
+        )
     if "added_p50_audio_ms" in e and "added_p50_audio_ms" in n:
         for kind in ("audio", "small"):
-            ratios.append(f"earshot/nginx added p50 {kind}: {e[f'added_p50_{kind}_ms'] / n[f'added_p50_{kind}_ms']:.2f}×")
+            ratios.append(
+                f"earshot/nginx added p50 {kind}: {e[f'added_p50_{kind}_ms'] / n[f'added_p50_{kind}_ms']:.2f}×"
+            )
     lith = results.get("litellm", {})
     if "added_p50_audio_ms" in e and "added_p50_audio_ms" in lith:
-        ratios.append(f"litellm/earshot added p50 audio: {lith['added_p50_audio_ms'] / e['added_p50_audio_ms']:.2f}×")
+        ratios.append(
+            f"litellm/earshot added p50 audio: {lith['added_p50_audio_ms'] / e['added_p50_audio_ms']:.2f}×"
+        )
     return "\n".join([*lines, "", *ratios])
 
 
@@ -421,7 +498,9 @@ def main() -> None:
     args = parser.parse_args()
     args.rounds, args.samples = (2, 200) if args.quick else (5, 1000)
     args.step_seconds = 1.5 if args.quick else 3.0
-    args.rates = [500, 2000, 4000] if args.quick else [500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 15000]
+    args.rates = (
+        [500, 2000, 4000] if args.quick else [500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 15000]
+    )
     args.sessions = [10, 50] if args.quick else [25, 50, 100, 150, 200, 300]
     args.idle = 100 if args.quick else 500
     try:
@@ -441,7 +520,9 @@ def main() -> None:
         "python": platform.python_version(),
         "quick": args.quick,
     }
-    (RESULTS / ("relay-quick.json" if args.quick else "relay.json")).write_text(json.dumps({"meta": meta, "results": results, "table": table}, indent=1))
+    (RESULTS / ("relay-quick.json" if args.quick else "relay.json")).write_text(
+        json.dumps({"meta": meta, "results": results, "table": table}, indent=1)
+    )
 
 
 if __name__ == "__main__":

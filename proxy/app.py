@@ -9,9 +9,8 @@ outside the Realtime paths is forwarded, so earshot is not a general-purpose pro
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -25,10 +24,9 @@ from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
 
-_WEBSOCKET_PATHS: Final = re.compile(
-    r"^(?:/v1/realtime(?:/translations)?|/openai(?:/v1)?/realtime)/?$"
-)
-_FORWARDED: Final = re.compile(r"^(?:/openai)?(?:/v1)?/realtime(?:/|$)")
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) -> Policy:
@@ -56,6 +54,7 @@ def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) ->
         event_policy=EventPolicy(settings.log.events),
         upstream=Upstream(settings),
         metrics=metrics or Metrics(),
+        forward_prefixes=tuple(settings.upstream.forward_prefixes),
     )
     app.cleanup_ctx.append(_client_session)
     app.router.add_get("/healthz", healthz)
@@ -100,13 +99,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         or "/./" in raw + "/"
     ):
         raise web.HTTPBadRequest(text="earshot: request target not accepted\n")
-    if not _FORWARDED.match(path):
+    if not _under(path, state.forward_prefixes):
         raise web.HTTPNotFound()
-    if (
-        request.method == "GET"
-        and _WEBSOCKET_PATHS.match(path)
-        and request.headers.get("Upgrade", "").lower() == "websocket"
-    ):
+    if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
         return await relay.realtime(request)
     return await rest.exchange(request)
 

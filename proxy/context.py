@@ -29,6 +29,7 @@ class AppState:
     metrics: Metrics
     client: aiohttp.ClientSession = attrs.field(default=None)
     draining: bool = False
+    forward_prefixes: tuple[str, ...] = ()
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
 
 

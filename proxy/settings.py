@@ -48,6 +48,9 @@ class Upstream:
     api_key_env: str | None = None
     connect_timeout: float = 10.0
     heartbeat: float = 20.0
+    forward_prefixes: list[str] = field(
+        factory=lambda: ["/v1/realtime", "/openai/realtime", "/openai/v1/realtime"]
+    )
 
 
 @frozen(kw_only=True)
@@ -158,6 +161,9 @@ def _check(s: Settings) -> list[str]:
         problems.append("config.listen.workers: must be between 1 and 64")
     if s.listen.path_prefix and not re.fullmatch(r"(/[\w.\-~]+)+", s.listen.path_prefix):
         problems.append("config.listen.path_prefix: must look like /segment[/segment...]")
+    for i, prefix in enumerate(s.upstream.forward_prefixes):
+        if not re.fullmatch(r"(/[\w.\-~]+)+/?", prefix):
+            problems.append(f"config.upstream.forward_prefixes[{i}]: must look like /segment[/...]")
     for name, value in (
         ("upstream.connect_timeout", s.upstream.connect_timeout),
         ("upstream.heartbeat", s.upstream.heartbeat),
