@@ -203,6 +203,16 @@ def _check(s: Settings) -> list[str]:
     return problems
 
 
+def _yaml_off_is_a_word(raw: dict[str, Any]) -> None:
+    """YAML 1.1 reads an unquoted `off` as false; in the event policy it is the mode."""
+    log = raw.get("log")
+    events = log.get("events") if isinstance(log, dict) else None
+    if isinstance(events, dict):
+        for key, value in events.items():
+            if value is False:
+                events[key] = "off"
+
+
 ENV_PREFIX: Final = "EARSHOT_"
 
 
@@ -234,6 +244,7 @@ def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError(["config: must be a mapping"])
     problems = _env_overrides(raw, os.environ if environ is None else environ)
+    _yaml_off_is_a_word(raw)
     try:
         settings = _CONVERTER.structure(raw, Settings)
     except Exception as exc:  # noqa: BLE001 (every problem is reported, none raised raw)

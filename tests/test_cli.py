@@ -82,6 +82,16 @@ def test_all_problems_are_reported_at_once() -> None:
     assert 3 == len(caught.value.problems)
 
 
+def test_unquoted_off_is_the_off_mode(tmp_path: Path) -> None:
+    """
+    `default: off` (YAML's false) means the `off` event mode, not a type error.
+    """
+    path = tmp_path / "c.yaml"
+    path.write_text("log: {events: {default: full, rate_limits.updated: off}}")
+
+    assert "off" == load(path, environ={}).log.events["rate_limits.updated"]
+
+
 def test_environment_overrides_single_keys() -> None:
     """
     `EARSHOT_<SECTION>_<KEY>` overrides one key, parsed as YAML.
