@@ -7,7 +7,8 @@ realtime proxy when installed), under the same load, interleaved over rounds, in
 
 It starts `bench/echo_upstream.py` (a Realtime-shaped echo), then each target in front of
 it: `direct` (no proxy), `bare` (`bench/bare_relay.py`: aiohttp, forward only), `earshot`
-(default config, log written to a file), `nginx` (Debian's package as a WebSocket reverse
+(default config, log written to a file), `earshot2w` (the same, two
+workers sharing the port with SO_REUSEPORT), `nginx` (Debian's package as a WebSocket reverse
 proxy; skipped with a message if `nginx` is not installed), `litellm` (LiteLLM's proxy
 from `bench/.litellm/bin/litellm`; skipped with a message when absent). Measures:
 
@@ -162,8 +163,9 @@ def start_upstream(work: Path) -> Target:
     return Target("upstream", port, proc)
 
 
-def start_targets(work: Path, up: int, only: set[str] | None) -> list[Target]:
-    targets = [Target("direct", up)]
+def start_targets(work: Path, up: int, only: set[str] | None, targets: list[Target]) -> None:
+    """Start every target, appending each to `targets` as it starts (so all are stopped)."""
+    targets.append(Target("direct", up))
     bare = _free_port()
     targets.append(
         Target(
@@ -181,21 +183,18 @@ def start_targets(work: Path, up: int, only: set[str] | None) -> list[Target]:
             ),
         )
     )
-    port = _free_port()
     config = ROOT / "config" / "default.yaml"
-    env = {
-        **os.environ,
-        "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}",
-        "EARSHOT_LISTEN_PORT": str(port),
-        "EARSHOT_LOG_OUTPUT": str(work / "earshot.jsonl"),
-    }
-    targets.append(
-        Target(
-            "earshot",
-            port,
-            subprocess.Popen([PY, "-m", "proxy", "--config", str(config)], env=env, cwd=ROOT),
-        )
-    )
+    for name, workers in (("earshot", 1), ("earshot2w", 2)):
+        port = _free_port()
+        env = {
+            **os.environ,
+            "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}",
+            "EARSHOT_LISTEN_PORT": str(port),
+            "EARSHOT_LISTEN_WORKERS": str(workers),
+            "EARSHOT_LOG_OUTPUT": str(work / f"{name}.jsonl"),
+        }
+        proc = subprocess.Popen([PY, "-m", "proxy", "--config", str(config)], env=env, cwd=ROOT)
+        targets.append(Target(name, port, proc))
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
@@ -255,7 +254,12 @@ http {{ access_log off;
                 note="skipped: install with `python -m venv bench/.litellm && bench/.litellm/bin/pip install 'litellm[proxy]==1.106.2'`",
             )
         )
-    return [t for t in targets if only is None or t.name in only or t.name == "direct"]
+    if only is not None:
+        for t in [t for t in targets if t.name not in only and t.name != "direct"]:
+            if t.proc:
+                t.proc.terminate()
+                t.proc.wait(15)
+            targets.remove(t)
 
 
 # --- measurements ---------------------------------------------------------------------
@@ -351,9 +355,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     targets: list[Target] = []
     try:
         await _wait_ws(f"http://127.0.0.1:{upstream.port}/v1/realtime")
-        targets = start_targets(
-            work, upstream.port, set(args.only.split(",")) if args.only else None
-        )
+        only = set(args.only.split(",")) if args.only else None
+        start_targets(work, upstream.port, only, targets)
         live = [t for t in targets if not t.note]
         for t in live:
             await _wait_ws(t.url, timeout=60)
@@ -379,7 +382,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 ok = p(rtts, 0.99) <= 5.0 and achieved >= 0.95 * rate
                 print(
-                    f"  {t.name:8} {rate:6d} rt/s: p99 {p(rtts, 0.99):7.2f} ms, achieved {achieved:8.0f} rt/s {'ok' if ok else 'FAIL'}",
+                    f"  {t.name:10} {rate:6d} rt/s: p99 {p(rtts, 0.99):7.2f} ms, achieved {achieved:8.0f} rt/s {'ok' if ok else 'FAIL'}",
                     flush=True,
                 )
                 if not ok:
@@ -392,7 +395,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rtts, achieved = await paced(t.url, n, 50.0, args.step_seconds, audio_frame)
                 ok = p(rtts, 0.99) <= 20.0 and achieved >= 0.95 * 50 * n
                 print(
-                    f"  {t.name:8} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}",
+                    f"  {t.name:10} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}",
                     flush=True,
                 )
                 if not ok:
@@ -457,14 +460,14 @@ def _fmt(v: Any, spec: str) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        f"{'target':8} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'CPU µs/fr':>10} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
+        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'CPU µs/fr':>10} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
     ]
     for name, r in results.items():
         if "skipped" in r:
-            lines.append(f"{name:8} {r['skipped']}")
+            lines.append(f"{name:10} {r['skipped']}")
             continue
         lines.append(
-            f"{name:8} {_fmt(r['added_p50_audio_ms'], '10.3f')}ms {_fmt(r['added_p99_audio_ms'], '10.3f')}ms "
+            f"{name:10} {_fmt(r['added_p50_audio_ms'], '10.3f')}ms {_fmt(r['added_p99_audio_ms'], '10.3f')}ms "
             f"{_fmt(r['added_p50_small_ms'], '10.3f')}ms {_fmt(r['added_p99_small_ms'], '10.3f')}ms "
             f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
         )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import collections
 import os
+import select
+import stat
 import sys
 import threading
 import time
@@ -66,6 +68,18 @@ def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -
         return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def _line_chunks(data: bytes, limit: int) -> list[bytes]:
+    """`data` cut at line ends into pieces of at most `limit` bytes (longer lines alone)."""
+    chunks, start = [], 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + limit) + 1
+        if end <= start:  # one line longer than the limit
+            end = data.find(b"\n", start) + 1 or len(data)
+        chunks.append(data[start:end])
+        start = end
+    return chunks
+
+
 class LogSink:
     """A bounded buffer of rendered lines and the thread that writes them."""
 
@@ -92,6 +106,7 @@ class LogSink:
         self._on_written = on_written
         self._on_dropped = on_dropped
         self._fd = -1
+        self._pipe = False
         self._thread = threading.Thread(target=self._run, name="earshot-log-writer", daemon=True)
         self._thread.start()
 
@@ -126,6 +141,16 @@ class LogSink:
     def _write(self, data: bytes) -> None:
         if self._fd < 0:
             self._fd = self._open()
+            self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+        if self._pipe and len(data) > select.PIPE_BUF:
+            # Workers share one pipe: writes up to PIPE_BUF are atomic, so write whole
+            # lines in chunks no larger than that and no worker splits another's line.
+            for chunk in _line_chunks(data, select.PIPE_BUF):
+                self._write_all(chunk)
+        else:
+            self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
@@ -178,6 +203,7 @@ class LogSink:
         if self._fd > 2:
             os.close(self._fd)
             self._fd = -1
+        self._pipe = False
 
 
 def make_logger(sink: Any, level: str = "info") -> Any:

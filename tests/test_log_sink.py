@@ -40,6 +40,23 @@ def test_records_are_json_lines_with_ts_level_event(tmp_path: Path) -> None:
     assert record["ts"].endswith("Z") and len(record["ts"]) == len("2026-11-21T02:30:19.123456Z")
 
 
+def test_pipe_writes_are_whole_lines_within_pipe_buf() -> None:
+    """
+    Into a pipe (shared by workers), every write is whole lines of at most PIPE_BUF bytes.
+    """
+    import select
+
+    from proxy.log import _line_chunks
+
+    data = b"".join(b"x" * n + b"\n" for n in (10, 4000, 300, 5000, 20, 1))
+
+    chunks = _line_chunks(data, select.PIPE_BUF)
+
+    assert data == b"".join(chunks)
+    assert all(c.endswith(b"\n") for c in chunks)
+    assert all(len(c) <= select.PIPE_BUF or c.count(b"\n") == 1 for c in chunks)
+
+
 def test_render_never_raises() -> None:
     """
     A value orjson cannot encode yields a `log.render_failed` record, not an exception.
