@@ -128,16 +128,21 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         if pump is not None:
-            if not pump.done():
+            # A pump propagating the upstream's close must finish: it answers the
+            # upstream's Close with the same code once the client has answered ours.
+            if not pump.done() and not upstream_leg.ending:
                 pump.cancel()
             try:
-                pump_result = await pump
+                pump_result = await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
                 if not closed_by:
                     closed_by = pump_result or "proxy"
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 (already reported)
+            except (asyncio.CancelledError, TimeoutError, Exception):  # noqa: BLE001
                 closed_by = closed_by or "upstream"
-        await _close_quietly(up, WSCloseCode.GOING_AWAY)
-        await _close_quietly(ws, WSCloseCode.GOING_AWAY)
+        if not (client_leg.ending or upstream_leg.ending):
+            # Nobody closed: an error or a cancellation. (A side that is ending closes
+            # both legs itself, in a shielded task, with the code it received.)
+            await _close_quietly(up, WSCloseCode.GOING_AWAY)
+            await _close_quietly(ws, WSCloseCode.GOING_AWAY)
         state.sessions.discard(ws)
         state.metrics.sessions_active.dec()
         recorder.close()
@@ -265,8 +270,8 @@ async def _client_to_upstream(
         elif msg.type is WSMsgType.CLOSE:
             leg.ending = True
             leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
-            await _close_quietly(up, _sendable(msg.data, WSCloseCode.OK), leg.reason)
-            await _close_quietly(ws, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            code = _sendable(msg.data, WSCloseCode.OK)
+            await asyncio.shield(_close_both(up, ws, code, leg.reason))
             return "client"
         elif pump.done() or other.ending:
             return ""  # the upstream side ended the session; the pump knows how
@@ -312,8 +317,8 @@ async def _pump(
         elif msg.type is WSMsgType.CLOSE:
             leg.ending = True
             leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
-            await _close_quietly(ws, _sendable(msg.data, WSCloseCode.OK), leg.reason)
-            await _close_quietly(up, _sendable(msg.data, WSCloseCode.OK), leg.reason)
+            code = _sendable(msg.data, WSCloseCode.OK)
+            await asyncio.shield(_close_both(ws, up, code, leg.reason))
             return "upstream"
         elif other.ending:
             return ""  # the client side is closing us
@@ -348,6 +353,21 @@ def _error_code(exc: object) -> int:
     if code == WSCloseCode.MESSAGE_TOO_BIG:
         return WSCloseCode.MESSAGE_TOO_BIG
     return WSCloseCode.INTERNAL_ERROR
+
+
+async def _close_both(
+    first: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    second: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    code: int,
+    reason: bytes,
+) -> None:
+    """Pass a Close on, then answer the side that sent it with the same code.
+
+    For a Close from the client, `first` is the upstream: it learns of the close first
+    and the client gets its answer after. For a Close from the upstream, the other way.
+    """
+    await _close_quietly(first, code, reason)
+    await _close_quietly(second, code, reason)
 
 
 async def _close_quietly(

@@ -77,6 +77,11 @@ class FakeUpstream:
                 await self.frames.put((msg.type, msg.data))
                 if self.stall:
                     await self.resume.wait()
+                if msg.data.startswith(b'{"type":"test.close_me","code":'):
+                    # Close from inside the handler, so close() waits for the answer
+                    # and `close_code` is the code the other side answered with.
+                    await ws.close(code=int(msg.data[31:35]))
+                    break
                 if self.scripted and msg.type is WSMsgType.TEXT:
                     for reply in replies(msg.data, beta):
                         await ws.send_frame(reply, WSMsgType.TEXT)

@@ -99,3 +99,20 @@ async def test_upstream_close_code_reaches_client(
     await asyncio.sleep(0.05)
     (close,) = sink.records("ws.close")
     assert ("upstream", 4001) == (close["closed_by"], close["code"])
+
+
+async def test_upstream_close_is_answered_with_its_own_code(proxy: Any, fake: FakeUpstream) -> None:
+    """
+    The upstream's Close is answered with the client's answer (here the same code, as
+    RFC 6455 §5.5.1 suggests; Autobahn 7.7.x), not with 1001.
+    """
+    ws = await _connect(proxy, autoclose=False)
+
+    await ws.send_str('{"type":"test.close_me","code":4002}')
+    msg = await ws.receive(timeout=5)
+    await ws.close(code=4002)
+    await asyncio.wait_for(fake.closed.wait(), 5)
+
+    assert 4002 == msg.data
+    # The code the upstream got back in answer to its own Close:
+    assert [4002] == fake.close_codes
