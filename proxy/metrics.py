@@ -7,10 +7,11 @@ id, a path with ids, a key or a reason text.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -49,6 +50,13 @@ class _TotalsCollector(Collector):
         )
 
 
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the event loop
+        return 0.0
+
+
 class Metrics:
     """The process's metrics, in a registry of its own (one per app: tests stay isolated)."""
 
@@ -56,6 +64,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.totals = Totals()
         self.registry.register(_TotalsCollector(self.totals))
+        # process_resident_memory_bytes, process_open_fds, CPU seconds: what a soak test
+        # and an operator watch for growth.
+        ProcessCollector(registry=self.registry)
+        self.tasks = Gauge(
+            "earshot_asyncio_tasks", "asyncio tasks alive in this process", registry=self.registry
+        )
+        self.tasks.set_function(_task_count)
         self.sessions_active = Gauge(
             "earshot_sessions_active", "Open WebSocket sessions", registry=self.registry
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 import time
@@ -80,8 +81,17 @@ async def serve(
     log.info("proxy.stop", pid=os.getpid())
 
 
+def _raise_fd_limit() -> None:
+    """Two sockets per session: lift the soft open-files limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(settings: Settings) -> int:
     """The `earshot` command: serve in this process or in forked workers."""
+    _raise_fd_limit()
     if settings.listen.workers > 1:
         return _run_workers(settings)
     return _run_one(settings, reuse_port=False)
