@@ -21,7 +21,9 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from protocol import Direction
 from proxy.context import APP, AppState
+from proxy.metrics import Totals
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY
 
@@ -254,26 +256,15 @@ async def _client_to_upstream(
     pump: asyncio.Task[str],
 ) -> str:
     """Read the client until it closes; returns who ended the session."""
-    frames, nbytes = state.metrics.totals.frames, state.metrics.totals.bytes
+    totals = state.metrics.totals
     while True:
         msg = await ws.receive()
-        if msg.type is WSMsgType.TEXT:
-            frames["client"] += 1
-            nbytes["client"] += len(msg.data)
-            recorder.text("client", msg.data)
-            await up.send_frame(msg.data, WSMsgType.TEXT)
-        elif msg.type is WSMsgType.BINARY:
-            frames["client"] += 1
-            nbytes["client"] += len(msg.data)
-            recorder.binary("client", msg.data)
-            await up.send_frame(msg.data, WSMsgType.BINARY)
-        elif msg.type is WSMsgType.CLOSE:
-            leg.ending = True
-            leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
-            code = _sendable(msg.data, WSCloseCode.OK)
-            await asyncio.shield(_close_both(up, ws, code, leg.reason))
+        if await _forward(msg, "client", up, recorder, totals):
+            continue
+        if msg.type is WSMsgType.CLOSE:
+            await _pass_close(msg, leg, up, ws)
             return "client"
-        elif pump.done() or other.ending:
+        if pump.done() or other.ending:
             return ""  # the upstream side ended the session; the pump knows how
         elif msg.type is WSMsgType.ERROR:
             leg.ending = True
@@ -301,26 +292,15 @@ async def _pump(
     other: _Leg,
 ) -> str:
     """Read the upstream until it closes, forwarding to the client."""
-    frames, nbytes = state.metrics.totals.frames, state.metrics.totals.bytes
+    totals = state.metrics.totals
     while True:
         msg = await up.receive()
-        if msg.type is WSMsgType.TEXT:
-            frames["server"] += 1
-            nbytes["server"] += len(msg.data)
-            recorder.text("server", msg.data)
-            await ws.send_frame(msg.data, WSMsgType.TEXT)
-        elif msg.type is WSMsgType.BINARY:
-            frames["server"] += 1
-            nbytes["server"] += len(msg.data)
-            recorder.binary("server", msg.data)
-            await ws.send_frame(msg.data, WSMsgType.BINARY)
-        elif msg.type is WSMsgType.CLOSE:
-            leg.ending = True
-            leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
-            code = _sendable(msg.data, WSCloseCode.OK)
-            await asyncio.shield(_close_both(ws, up, code, leg.reason))
+        if await _forward(msg, "server", ws, recorder, totals):
+            continue
+        if msg.type is WSMsgType.CLOSE:
+            await _pass_close(msg, leg, ws, up)
             return "upstream"
-        elif other.ending:
+        if other.ending:
             return ""  # the client side is closing us
         else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
             leg.ending = True
@@ -353,6 +333,40 @@ def _error_code(exc: object) -> int:
     if code == WSCloseCode.MESSAGE_TOO_BIG:
         return WSCloseCode.MESSAGE_TOO_BIG
     return WSCloseCode.INTERNAL_ERROR
+
+
+async def _forward(
+    msg: aiohttp.WSMessage,
+    direction: Direction,
+    dst: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    recorder: Recorder,
+    totals: Totals,
+) -> bool:
+    """Record a data frame, then forward its bytes (awaiting the send); False if `msg`
+    is not a data frame."""
+    if msg.type is WSMsgType.TEXT:
+        recorder.text(direction, msg.data)
+    elif msg.type is WSMsgType.BINARY:
+        recorder.binary(direction, msg.data)
+    else:
+        return False
+    totals.frames[direction] += 1
+    totals.bytes[direction] += len(msg.data)
+    await dst.send_frame(msg.data, msg.type)
+    return True
+
+
+async def _pass_close(
+    msg: aiohttp.WSMessage,
+    leg: _Leg,
+    first: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    second: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+) -> None:
+    """A Close arrived on `second`'s leg: pass it to `first`, then answer `second`."""
+    leg.ending = True
+    leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
+    code = _sendable(msg.data, WSCloseCode.OK)
+    await asyncio.shield(_close_both(first, second, code, leg.reason))
 
 
 async def _close_both(
