@@ -1,0 +1,101 @@
+"""
+Operating the proxy: a key the proxy holds, compression offered by older clients, a path
+prefix, and the Prometheus metrics (with nothing secret or high-cardinality in labels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+
+from tests.conftest import MemorySink, ProxyFactory
+from tests.fake_upstream import FakeUpstream
+
+
+async def test_proxy_held_key_replaces_client_credentials(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    With `upstream.api_key_env`, the upstream gets the proxy's key, not the client's,
+    and a browser's key subprotocol is not passed on.
+    """
+    monkeypatch.setenv("EARSHOT_TEST_KEY", "sk-proj-HELDbyTHEproxy0123456789")
+    proxy = await make_proxy(upstream={"api_key_env": "EARSHOT_TEST_KEY"})
+
+    ws = await proxy.ws_connect(
+        "/v1/realtime?model=gpt-realtime",
+        headers={"Authorization": "Bearer client-key-0123456789"},
+        protocols=("realtime", "openai-insecure-api-key.ek_client0123456789"),
+    )
+    await ws.receive(timeout=5)
+    await ws.close()
+
+    headers = fake.handshakes[0]["headers"]
+    assert "Bearer sk-proj-HELDbyTHEproxy0123456789" == headers["Authorization"]
+    assert "realtime" == headers["Sec-WebSocket-Protocol"]
+    assert "realtime" == ws.protocol
+    assert "HELDbyTHEproxy" not in sink.text()
+
+
+async def test_compression_offered_by_the_client_is_accepted(
+    proxy: Any, fake: FakeUpstream
+) -> None:
+    """
+    A client offering permessage-deflate gets it, and frames still arrive exact.
+    """
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", compress=15)
+    await ws.receive(timeout=5)
+    frame = b'{"type":"input_audio_buffer.append","audio":"' + b"QUFB" * 2000 + b'"}'
+
+    await ws.send_frame(frame, WSMsgType.TEXT)
+
+    assert 15 == ws.compress
+    assert frame == await fake.next_frame()
+    await ws.close()
+
+
+async def test_path_prefix(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:
+    """
+    Under `listen.path_prefix`, clients use the prefix and the upstream sees the bare path.
+    """
+    proxy = await make_proxy(listen={"path_prefix": "/earshot"})
+
+    ws = await proxy.ws_connect("/earshot/v1/realtime?model=gpt-realtime")
+    await ws.receive(timeout=5)
+    await ws.close()
+    unprefixed = await proxy.post("/v1/realtime/client_secrets", json={})
+
+    assert "/v1/realtime?model=gpt-realtime" == fake.handshakes[0]["path"]
+    assert 404 == unprefixed.status
+
+
+async def test_metrics_count_sessions_frames_and_failures(proxy: Any, fake: FakeUpstream) -> None:
+    """
+    /metrics counts sessions, frames by direction, undecodable frames and REST requests,
+    with low-cardinality labels only.
+    """
+    ws = await proxy.ws_connect(
+        "/v1/realtime?model=gpt-realtime&api-key=sk-proj-QUERYkey0123456789"
+    )
+    await ws.receive(timeout=5)
+    await ws.send_str('{"type":"input_audio_buffer.clear"}')
+    await ws.send_str("{not json")
+    await fake.next_frame()
+    await fake.next_frame()
+    await proxy.post("/v1/realtime/client_secrets", json={})
+    await ws.close()
+    await asyncio.sleep(0.05)
+
+    text = await (await proxy.get("/metrics")).text()
+
+    assert 'earshot_sessions_total{protocol="ga"} 1.0' in text
+    assert 'earshot_frames_total{direction="client"} 2.0' in text
+    assert 'earshot_frames_total{direction="server"} 1.0' in text
+    assert 'earshot_undecodable_frames_total{direction="client"} 1.0' in text
+    assert 'earshot_rest_requests_total{route="client_secrets",status="2xx"} 1.0' in text
+    assert "earshot_sessions_active 0.0" in text
+    assert "process_open_fds" in text
+    assert "QUERYkey" not in text and "sess_" not in text
