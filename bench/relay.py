@@ -73,6 +73,10 @@ def _audio(ms: int) -> str:
     return base64.b64encode(bytes(range(256)) * (ms * 48 // 256) + bytes(ms * 48 % 256)).decode()
 
 
+# Every target gets the same credentials; only LiteLLM checks them (its master key).
+LITELLM_KEY = "sk-earshot-bench-master-key-0123456789"
+HEADERS = {"Authorization": f"Bearer {LITELLM_KEY}"}
+
 AUDIO_100MS = _audio(100)  # 4800 bytes → 6400 base64 characters
 AUDIO_20MS = _audio(20)
 
@@ -159,7 +163,7 @@ async def _wait_ws(url: str, timeout: float = 20.0) -> None:
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             try:
-                async with http.ws_connect(url) as ws:
+                async with http.ws_connect(url, headers=HEADERS) as ws:
                     await ws.receive(timeout=2)
                     return
             except (TimeoutError, aiohttp.ClientError, OSError):
@@ -235,7 +239,7 @@ http {{ access_log off;
         cfg = work / "litellm.yaml"
         cfg.write_text(
             "model_list:\n  - model_name: gpt-realtime\n    litellm_params:\n"
-            f"      model: openai/gpt-realtime\n      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\n"
+            f"      model: openai/gpt-realtime\n      api_base: http://127.0.0.1:{up}/v1\n      api_key: sk-bench\ngeneral_settings:\n  master_key: {LITELLM_KEY}\n"
         )
         targets.append(
             Target(
@@ -253,6 +257,8 @@ http {{ access_log off;
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    # Its bundled model cost map, not a fetch from the internet.
+                    env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
                 ),
             )
         )
@@ -278,7 +284,10 @@ http {{ access_log off;
 async def ping_pong(url: str, make: Callable[[int], bytes], n: int) -> list[float]:
     """Round-trip times (ms) of n frames sent one after another on one session."""
     times = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, max_msg_size=0, headers=HEADERS) as ws,
+    ):
         await ws.receive(timeout=5)
         for i in range(n):
             frame = make(i)
@@ -299,7 +308,9 @@ async def paced(
     rtts: list[float] = []
     done = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        sockets = [await http.ws_connect(url, max_msg_size=0) for _ in range(sessions)]
+        sockets = [
+            await http.ws_connect(url, max_msg_size=0, headers=HEADERS) for _ in range(sessions)
+        ]
         for ws in sockets:
             await ws.receive(timeout=10)
         begin = time.perf_counter() + 0.05
@@ -420,7 +431,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 sockets = []
                 for _ in range(args.idle):
-                    ws = await http.ws_connect(t.url)
+                    ws = await http.ws_connect(t.url, headers=HEADERS)
                     await ws.receive(timeout=10)
                     sockets.append(ws)
                 await asyncio.sleep(1.0)
