@@ -91,11 +91,13 @@ def small_frame(i: int) -> bytes:
 
 def _item_id(data: bytes) -> int | None:
     """The sequence number the echo upstream copied into its reply's `event_id`."""
-    at = data.find(b'"event_id":"')
+    at = data.find(b'"event_id"')
     if at < 0:
         return None
+    # Re-serialising proxies (LiteLLM) write `"event_id": "…"` with a space.
+    start = data.find(b'"', at + 10) + 1
     try:
-        return int(data[at + 12 : at + 20])
+        return int(data[start : start + 8])
     except ValueError:
         return None
 
