@@ -45,7 +45,7 @@ def _load(path: str | None) -> Settings:
 
 def _report(exc: ConfigError) -> int:
     for problem in exc.problems:
-        print(problem, file=sys.stderr)
+        sys.stderr.write(f"{problem}\n")
     return 2
 
 
@@ -59,7 +59,7 @@ def check_config(argv: Sequence[str]) -> int:
         settings = settings_module.load(args.path)
     except ConfigError as exc:
         return _report(exc)
-    print(settings_module.dump(settings), end="")
+    sys.stdout.write(settings_module.dump(settings))
     return 0
 
 
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen = attrs.evolve(listen, host=args.host)
     if args.port is not None:
         if not 0 <= args.port <= 65535:
-            print("--port: must be between 0 and 65535", file=sys.stderr)
+            sys.stderr.write("--port: must be between 0 and 65535\n")
             return 2
         listen = attrs.evolve(listen, port=args.port)
     settings = attrs.evolve(settings, listen=listen)

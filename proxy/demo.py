@@ -267,19 +267,15 @@ async def run_demo(config_path: str | None, out: Any) -> int:
         "image": _PHOTO[:32],
     }
     leaked = [name for name, value in planted.items() if value in text]
-    print(file=out)
-    print(
-        f"# {len(lines)} records. Sent through the proxy: an API key, MCP credentials,"
-        " 2 s of audio,",
-        file=out,
+    out.write(
+        f"\n# {len(lines)} records. Sent through the proxy: an API key, MCP credentials,"
+        " 2 s of audio,\n# a photo, and an ephemeral key in a REST response.\n"
     )
-    print("# a photo, and an ephemeral key in a REST response.", file=out)
     if leaked:
-        print(f"# LEAKED into the log: {', '.join(leaked)}", file=out)
+        out.write(f"# LEAKED into the log: {', '.join(leaked)}\n")
         return 1
-    print(
-        "# None of them appears in the records above: only fingerprints, sizes and durations.",
-        file=out,
+    out.write(
+        "# None of them appears in the records above: only fingerprints, sizes and durations.\n"
     )
     return 0
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 import orjson
 import structlog
@@ -225,8 +225,3 @@ def configure(sink: LogSink, level: str = "info") -> None:
         logger_factory=lambda *_: sink,
         cache_logger_on_first_use=True,
     )
-
-
-def stderr_line(message: str, stream: TextIO | None = None) -> None:
-    """A human-readable line for the CLI before logging is configured."""
-    print(message, file=stream or sys.stderr)

@@ -114,10 +114,9 @@ def _run_one(settings: Settings, *, reuse_port: bool) -> int:
     except OSError as exc:
         log.error("proxy.failed", error=type(exc).__name__, errno=exc.errno)
         sink.close()
-        print(
+        sys.stderr.write(
             f"earshot: cannot listen on {settings.listen.host}:{settings.listen.port}:"
-            f" {exc.strerror}",
-            file=sys.stderr,
+            f" {exc.strerror}\n"
         )
         return 1
     sink.close()

@@ -116,3 +116,19 @@ async def test_upstream_close_is_answered_with_its_own_code(proxy: Any, fake: Fa
     assert 4002 == msg.data
     # The code the upstream got back in answer to its own Close:
     assert [4002] == fake.close_codes
+
+
+async def test_server_record_is_logged_before_the_client_gets_the_frame(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    When the client receives a server frame, that frame's record is already in the sink.
+    """
+    ws = await _connect(proxy)
+
+    await fake.send(b'{"type":"conversation.item.deleted","item_id":"item_7"}')
+    await ws.receive(timeout=5)
+    logged = [r for r in sink.records("realtime.event") if r["type"] == "conversation.item.deleted"]
+
+    assert 1 == len(logged)
+    await ws.close()
