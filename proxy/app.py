@@ -8,6 +8,8 @@ outside the Realtime paths is forwarded, so earshot is not a general-purpose pro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,6 +59,7 @@ def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) ->
         forward_prefixes=tuple(settings.upstream.forward_prefixes),
     )
     app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_summary_clock)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -79,6 +82,24 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await state.client.close()
+
+
+async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
+    """Every second, write the summaries that have waited `log.summary_interval`: a
+    stream that stops without a boundary is still summarised on time."""
+    state = app[APP]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(min(1.0, state.settings.log.summary_interval))
+            for recorder in list(state.recorders):
+                recorder.flush_stale()
+
+    task = asyncio.create_task(tick(), name="earshot-summary-clock")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ import attrs
 from aiohttp import web
 
 from proxy.metrics import Metrics
-from proxy.records import EventPolicy
+from proxy.records import EventPolicy, Recorder
 from proxy.redact import Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream
@@ -31,6 +31,7 @@ class AppState:
     draining: bool = False
     forward_prefixes: tuple[str, ...] = ()
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
+    recorders: set[Recorder] = attrs.field(factory=set)
 
 
 APP: web.AppKey[AppState] = web.AppKey("earshot", AppState)

@@ -288,6 +288,12 @@ class Recorder:
             ]:
                 self._flush(key)
 
+    def flush_stale(self, now: float | None = None) -> None:
+        """Write summaries older than the interval, though no frame has come to fold."""
+        now = time.monotonic() if now is None else now
+        for key in [k for k, s in self._summaries.items() if now - s.started >= self._interval]:
+            self._flush(key)
+
     def close(self) -> None:
         """Flush every open summary (at connection close)."""
         for key in list(self._summaries):

@@ -94,6 +94,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     client_leg, upstream_leg = _Leg(), _Leg()
     closed_by = "proxy"
     state.sessions.add(ws)
+    state.recorders.add(recorder)
     state.metrics.sessions_active.inc()
     state.metrics.sessions.labels(
         protocol="translation" if translation else "beta" if beta else "ga"
@@ -146,6 +147,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             await _close_quietly(up, WSCloseCode.GOING_AWAY)
             await _close_quietly(ws, WSCloseCode.GOING_AWAY)
         state.sessions.discard(ws)
+        state.recorders.discard(recorder)
         state.metrics.sessions_active.dec()
         recorder.close()
         leg = client_leg if closed_by == "client" else upstream_leg

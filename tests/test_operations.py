@@ -99,3 +99,23 @@ async def test_metrics_count_sessions_frames_and_failures(proxy: Any, fake: Fake
     assert "earshot_sessions_active 0.0" in text
     assert "process_open_fds" in text
     assert "QUERYkey" not in text and "sess_" not in text
+
+
+async def test_summary_is_written_on_time_while_the_stream_is_idle(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    An open summary is written within `log.summary_interval` (plus the clock's second)
+    even when no further frame and no boundary arrive.
+    """
+    proxy = await make_proxy(log={"summary_interval": 0.2})
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    await ws.receive(timeout=5)
+
+    await ws.send_str('{"type":"input_audio_buffer.append","audio":"AAAA"}')
+    await fake.next_frame()
+    await asyncio.sleep(0.6)
+
+    (summary,) = sink.records("realtime.summary")
+    assert (1, 3) == (summary["frames"], summary["bytes"])
+    await ws.close()

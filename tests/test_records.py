@@ -191,6 +191,22 @@ def test_summaries_flush_at_least_every_interval() -> None:
     assert 2 == summary["frames"]
 
 
+def test_stale_summaries_are_flushed_without_new_frames() -> None:
+    """
+    A summary older than the interval is written by `flush_stale`, with no frame to fold.
+    """
+    recorder, sink = _recorder(summary_interval=0.05)
+    _send(recorder, "client", type="input_audio_buffer.append", audio=AUDIO)
+
+    recorder.flush_stale()
+    assert [] == sink.records("realtime.summary")
+    time.sleep(0.06)
+    recorder.flush_stale()
+
+    (summary,) = sink.records("realtime.summary")
+    assert 1 == summary["frames"]
+
+
 def test_summary_count_is_bounded() -> None:
     """
     Many distinct items cannot grow the set of open summaries without bound.
