@@ -62,7 +62,13 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     beta = BETA_SUBPROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
     translation = request.path.rstrip("/").endswith("/realtime/translations")
     conn = conn_id()
-    log = state.log.bind(conn=conn)
+    # The connection's context, bound once: every record of the session carries it.
+    model = request.query.get("model") or request.query.get("deployment")
+    log = (
+        state.log.bind(conn=conn, model=state.redactor.scrub_text(model[:128]))
+        if model
+        else state.log.bind(conn=conn)
+    )
     url = state.upstream.url(
         _upstream_path(request, state), request.rel_url.raw_query_string, websocket=True
     )
@@ -232,7 +238,8 @@ def _upstream_path(request: web.Request, state: AppState) -> str:
 
 def _model_or_call(request: web.Request, state: AppState) -> dict[str, str]:
     out = {}
-    for key in ("model", "call_id", "intent", "deployment", "api-version"):
+    # `model` is in the logger's bound context already.
+    for key in ("call_id", "intent", "deployment", "api-version"):
         value = request.query.get(key)
         if value is not None:
             out[key.replace("-", "_")] = state.redactor.scrub_text(value[:128])
