@@ -1,5 +1,6 @@
 """
-REST exchanges: forwarded with their exact bytes, decoded and logged as `http.exchange`.
+REST exchanges: decoded and logged (`http.request`), forwarded with their exact bytes,
+and logged again with the response (`http.exchange`).
 
 The request body is read once (capped by `limits.max_body_bytes`), forwarded as read,
 and a copy is decoded for the log by route: JSON bodies through `protocol.decode_rest`
@@ -108,7 +109,7 @@ def _decompressed(body: bytes, encoding: str) -> bytes | None:
 
 
 async def exchange(request: web.Request) -> web.StreamResponse:
-    """Forward one REST request and log it as `http.exchange`."""
+    """Log one REST request (`http.request`), forward it, and log the whole exchange."""
     state: AppState = request.app[APP]
     redactor = state.redactor
     started = time.monotonic()
@@ -131,6 +132,9 @@ async def exchange(request: web.Request) -> web.StreamResponse:
         },
     }
     log = state.log.bind(conn=conn_id("h"))
+    # Logged, then forwarded (SPEC §2): the request's record is in the sink before the
+    # upstream sees a byte; `http.exchange` repeats it beside the response.
+    log.info("http.request", **record)
     url = state.upstream.url(path, request.rel_url.raw_query_string, websocket=False)
     try:
         async with state.client.request(

@@ -32,6 +32,7 @@ class FakeUpstream:
         self.close_codes: list[int | None] = []
         self.closed = asyncio.Event()
         self.stall = False
+        self.on_request: Any = None  # called as each REST request arrives
         self.resume = asyncio.Event()
 
     def app(self) -> web.Application:
@@ -91,6 +92,8 @@ class FakeUpstream:
 
     async def rest(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        if self.on_request is not None:
+            self.on_request()
         self.requests.append(
             {
                 "method": request.method,

@@ -119,3 +119,23 @@ async def test_summary_is_written_on_time_while_the_stream_is_idle(
     (summary,) = sink.records("realtime.summary")
     assert (1, 3) == (summary["frames"], summary["bytes"])
     await ws.close()
+
+
+async def test_rest_request_is_logged_before_it_is_forwarded(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    When the upstream receives a REST request, its `http.request` record is in the sink;
+    the `http.exchange` record follows with the response.
+    """
+    seen: list[list[str]] = []
+    fake.on_request = lambda: seen.append([r["event"] for r in sink.records()])
+
+    resp = await proxy.post("/v1/realtime/client_secrets", json={"session": {"type": "realtime"}})
+
+    assert 200 == resp.status
+    assert [["http.request"]] == seen
+    request, exchange = sink.records()
+    assert ("http.request", "http.exchange") == (request["event"], exchange["event"])
+    assert request["conn"] == exchange["conn"]
+    assert request["request"] == exchange["request"]
