@@ -49,7 +49,7 @@ def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) 
 def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) -> web.Application:
     """The earshot application, logging through `log` (a structlog bound logger)."""
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
-    app[APP] = AppState(
+    state = app[APP] = AppState(
         settings=settings,
         log=log,
         redactor=Redactor(redaction_policy(settings)),
@@ -58,6 +58,7 @@ def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) ->
         metrics=metrics or Metrics(),
         forward_prefixes=tuple(settings.upstream.forward_prefixes),
     )
+    state.metrics.watch(lambda: state.recorders)
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_summary_clock)
     app.router.add_get("/healthz", healthz)

@@ -1,46 +1,54 @@
 """
-Prometheus metrics. Per-frame counts are plain integers in `Totals`, read by a collector
-at scrape time, so the hot path never takes a lock; per-session and per-request events
-use prometheus-client's own counters. Labels are fixed, low-cardinality words: never an
-id, a path with ids, a key or a reason text.
+Prometheus metrics. Frame counts are not counted here: each session's `Recorder` counts
+its frames already, so the collector adds the open sessions' counts to the totals of the
+finished ones at scrape time, and the hot path does no extra work; per-session and
+per-request events use prometheus-client's own counters. Labels are fixed,
+low-cardinality words: never an id, a path with ids, a key or a reason text.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+_DIRECTIONS = ("client", "server")
+_COUNTED = (
+    ("earshot_frames", "WebSocket frames relayed, by direction", "frames"),
+    ("earshot_frame_bytes", "WebSocket payload bytes relayed, by direction", "bytes"),
+    ("earshot_undecodable_frames", "Frames that were not decodable events", "undecodable"),
+)
+
 
 @attrs.define
 class Totals:
-    """Frame counts the relay increments directly."""
+    """Counts of finished sessions and of log records."""
 
-    frames: dict[str, int] = attrs.field(factory=lambda: {"client": 0, "server": 0})
-    bytes: dict[str, int] = attrs.field(factory=lambda: {"client": 0, "server": 0})
-    undecodable: dict[str, int] = attrs.field(factory=lambda: {"client": 0, "server": 0})
+    frames: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(_DIRECTIONS, 0))
+    bytes: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(_DIRECTIONS, 0))
+    undecodable: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(_DIRECTIONS, 0))
     records_written: int = 0
     records_dropped: int = 0
 
 
 class _TotalsCollector(Collector):
-    def __init__(self, totals: Totals) -> None:
+    def __init__(self, totals: Totals, live: Callable[[], Iterable[Any]]) -> None:
         self._totals = totals
+        self._live = live
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         t = self._totals
-        for name, doc, values in (
-            ("earshot_frames", "WebSocket frames relayed, by direction", t.frames),
-            ("earshot_frame_bytes", "WebSocket payload bytes relayed, by direction", t.bytes),
-            ("earshot_undecodable_frames", "Frames that were not decodable events", t.undecodable),
-        ):
+        live = list(self._live())
+        for name, doc, attr in _COUNTED:
             family = CounterMetricFamily(name, doc, labels=["direction"])
-            for direction, value in values.items():
-                family.add_metric([direction], value)
+            for direction in _DIRECTIONS:
+                open_sessions = sum(getattr(r.counts[direction], attr) for r in live)
+                family.add_metric([direction], getattr(t, attr)[direction] + open_sessions)
             yield family
         yield CounterMetricFamily(
             "earshot_log_records_written", "Log records written", value=t.records_written
@@ -63,7 +71,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.totals = Totals()
-        self.registry.register(_TotalsCollector(self.totals))
+        self._live: Callable[[], Iterable[Any]] = tuple
+        self.registry.register(_TotalsCollector(self.totals, lambda: self._live()))
         # process_resident_memory_bytes, process_open_fds, CPU seconds: what a soak test
         # and an operator watch for growth.
         ProcessCollector(registry=self.registry)
@@ -89,6 +98,18 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+
+    def watch(self, live: Callable[[], Iterable[Any]]) -> None:
+        """Where the open sessions' recorders are (each has `counts` per direction)."""
+        self._live = live
+
+    def session_ended(self, counts: Any) -> None:
+        """Fold a finished session's frame counts into the totals."""
+        for direction in _DIRECTIONS:
+            c = counts[direction]
+            self.totals.frames[direction] += c.frames
+            self.totals.bytes[direction] += c.bytes
+            self.totals.undecodable[direction] += c.undecodable
 
     def written(self, n: int) -> None:
         self.totals.records_written += n

@@ -146,7 +146,6 @@ class Recorder:
         beta: bool = False,
         translation: bool = False,
         summary_interval: float = 5.0,
-        on_undecodable: Any = None,
     ) -> None:
         self.log = log
         self._redactor = redactor
@@ -155,7 +154,6 @@ class Recorder:
         self._translation = translation
         self._interval = summary_interval
         self._summaries: dict[tuple[Any, ...], Summary] = {}
-        self._on_undecodable = on_undecodable
         self.session_id: str | None = None
         self.input_bpms = PCM16_24K
         self.output_bpms = PCM16_24K
@@ -188,8 +186,6 @@ class Recorder:
 
     def _undecodable(self, direction: str, data: bytes, reason: str) -> None:
         self.counts[direction].undecodable += 1
-        if self._on_undecodable is not None:
-            self._on_undecodable(direction)
         self.log.warning(
             "realtime.undecodable",
             direction=direction,

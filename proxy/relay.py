@@ -23,7 +23,6 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from protocol import Direction
 from proxy.context import APP, AppState
-from proxy.metrics import Totals
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY
 
@@ -95,7 +94,6 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         beta=beta,
         translation=translation,
         summary_interval=settings.log.summary_interval,
-        on_undecodable=_count_undecodable(state),
     )
     client_leg, upstream_leg = _Leg(), _Leg()
     closed_by = "proxy"
@@ -154,6 +152,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             await _close_quietly(ws, WSCloseCode.GOING_AWAY)
         state.sessions.discard(ws)
         state.recorders.discard(recorder)
+        state.metrics.session_ended(recorder.counts)
         state.metrics.sessions_active.dec()
         recorder.close()
         leg = client_leg if closed_by == "client" else upstream_leg
@@ -246,15 +245,6 @@ def _model_or_call(request: web.Request, state: AppState) -> dict[str, str]:
     return out
 
 
-def _count_undecodable(state: AppState) -> Any:
-    undecodable = state.metrics.totals.undecodable
-
-    def count(direction: str) -> None:
-        undecodable[direction] += 1
-
-    return count
-
-
 async def _client_to_upstream(
     ws: web.WebSocketResponse[Any],
     up: aiohttp.ClientWebSocketResponse[Any],
@@ -265,10 +255,9 @@ async def _client_to_upstream(
     pump: asyncio.Task[str],
 ) -> str:
     """Read the client until it closes; returns who ended the session."""
-    totals = state.metrics.totals
     while True:
         msg = await ws.receive()
-        if await _forward(msg, "client", up, recorder, totals):
+        if await _forward(msg, "client", up, recorder):
             continue
         if msg.type is WSMsgType.CLOSE:
             await _pass_close(msg, leg, up, ws)
@@ -301,10 +290,9 @@ async def _pump(
     other: _Leg,
 ) -> str:
     """Read the upstream until it closes, forwarding to the client."""
-    totals = state.metrics.totals
     while True:
         msg = await up.receive()
-        if await _forward(msg, "server", ws, recorder, totals):
+        if await _forward(msg, "server", ws, recorder):
             continue
         if msg.type is WSMsgType.CLOSE:
             await _pass_close(msg, leg, ws, up)
@@ -349,7 +337,6 @@ async def _forward(
     direction: Direction,
     dst: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
-    totals: Totals,
 ) -> bool:
     """Record a data frame, then forward its bytes (awaiting the send); False if `msg`
     is not a data frame."""
@@ -359,8 +346,6 @@ async def _forward(
         recorder.binary(direction, msg.data)
     else:
         return False
-    totals.frames[direction] += 1
-    totals.bytes[direction] += len(msg.data)
     await dst.send_frame(msg.data, msg.type)
     return True
 

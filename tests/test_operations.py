@@ -86,11 +86,15 @@ async def test_metrics_count_sessions_frames_and_failures(proxy: Any, fake: Fake
     await fake.next_frame()
     await fake.next_frame()
     await proxy.post("/v1/realtime/client_secrets", json={})
+    while_open = await (await proxy.get("/metrics")).text()
     await ws.close()
     await asyncio.sleep(0.05)
 
     text = await (await proxy.get("/metrics")).text()
 
+    # The open session's frames are counted before it ends, and not twice after.
+    assert 'earshot_frames_total{direction="client"} 2.0' in while_open
+    assert "earshot_sessions_active 1.0" in while_open
     assert 'earshot_sessions_total{protocol="ga"} 1.0' in text
     assert 'earshot_frames_total{direction="client"} 2.0' in text
     assert 'earshot_frames_total{direction="server"} 1.0' in text
