@@ -106,12 +106,9 @@ async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Route a request by its path: a Realtime upgrade, a REST call, or nothing."""
     state = request.app[APP]
-    path = request.path
-    prefix = state.settings.listen.path_prefix
-    if prefix:
-        if not (path == prefix or path.startswith(prefix + "/")):
-            raise web.HTTPNotFound()
-        path = path[len(prefix) :]
+    if state.upstream.prefix and not _under(request.path, (state.upstream.prefix,)):
+        raise web.HTTPNotFound()
+    path = state.upstream.unprefixed(request.path)
     raw = request.rel_url.raw_path
     if (
         request.method == "CONNECT"

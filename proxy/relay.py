@@ -69,7 +69,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         else state.log.bind(conn=conn)
     )
     url = state.upstream.url(
-        _upstream_path(request, state), request.rel_url.raw_query_string, websocket=True
+        request.rel_url.raw_path, request.rel_url.raw_query_string, websocket=True
     )
 
     up = await _dial(request, state, url, offered, log)
@@ -228,11 +228,6 @@ def _refuse(
         headers=state.redactor.headers(request.headers.items()),
     )
     return web.Response(status=status, body=body, content_type=content_type.split(";")[0])
-
-
-def _upstream_path(request: web.Request, state: AppState) -> str:
-    path = request.rel_url.raw_path
-    return path[len(state.upstream.prefix) :] if state.upstream.prefix else path
 
 
 def _model_or_call(request: web.Request, state: AppState) -> dict[str, str]:

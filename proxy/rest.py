@@ -113,12 +113,7 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     state: AppState = request.app[APP]
     redactor = state.redactor
     started = time.monotonic()
-    path = request.rel_url.raw_path
-    if state.upstream.prefix:
-        path = path[len(state.upstream.prefix) :]
-    route = route_key(
-        request.path[len(state.upstream.prefix) :] if state.upstream.prefix else request.path
-    )
+    route = route_key(state.upstream.unprefixed(request.path))
     body = await request.read()
     record: dict[str, Any] = {
         "method": request.method,
@@ -135,7 +130,9 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     # Logged, then forwarded (SPEC §2): the request's record is in the sink before the
     # upstream sees a byte; `http.exchange` repeats it beside the response.
     log.info("http.request", **record)
-    url = state.upstream.url(path, request.rel_url.raw_query_string, websocket=False)
+    url = state.upstream.url(
+        request.rel_url.raw_path, request.rel_url.raw_query_string, websocket=False
+    )
     try:
         async with state.client.request(
             request.method,

@@ -81,8 +81,12 @@ class Upstream:
         key_env = settings.upstream.api_key_env
         self.api_key = env.get(key_env) if key_env else None
 
+    def unprefixed(self, path: str) -> str:
+        """A request path without `listen.path_prefix` (the dispatcher checked it is there)."""
+        return path[len(self.prefix) :] if self.prefix else path
+
     def url(self, raw_path: str, raw_query: str, *, websocket: bool) -> URL:
-        """The upstream URL for a request path: always the configured host."""
+        """The upstream URL for a request's raw path: always the configured host."""
         scheme = self.base.scheme
         if websocket:
             scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
@@ -93,7 +97,7 @@ class Upstream:
             scheme=scheme,
             host=self.base.raw_host or "",
             port=self.base.explicit_port,
-            path=base_path + raw_path,
+            path=base_path + self.unprefixed(raw_path),
             query_string=raw_query,
             encoded=True,
         )
