@@ -6,7 +6,7 @@ redaction reads. Pure data: no I/O, no aiohttp, no structlog.
 
 from __future__ import annotations
 
-from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent, UnknownObject
+from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent
 from protocol.codec import (
     CONVERTER,
     decode,
@@ -24,7 +24,6 @@ __all__ = [
     "Model",
     "Undecodable",
     "UnknownEvent",
-    "UnknownObject",
     "decode",
     "decode_rest",
     "event_classes",

@@ -41,11 +41,6 @@ class UnknownEvent(Model):
 
 
 @frozen(kw_only=True)
-class UnknownObject(Model):
-    """A nested object (item, tool, session) of a kind we do not model; all in `extra`."""
-
-
-@frozen(kw_only=True)
 class Undecodable:
     """A frame or body that is not a decodable event: only metadata, never content."""
 

@@ -32,7 +32,7 @@ from cattrs.strategies import configure_tagged_union
 from protocol import beta as beta_events
 from protocol import events as ga_events
 from protocol import translation as translation_events
-from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent, UnknownObject
+from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent
 from protocol.items import FlatItem, FlatTool, Item, Tool
 from protocol.rest import REST_BODIES
 from protocol.types import Extras, Json, Unset
@@ -209,8 +209,6 @@ def make_converter(*, detailed_validation: bool = False) -> Converter:
     def model_structure(cls: type[Model]) -> Callable[[object, object], Any]:
         base = make_dict_structure_fn(cls, conv, extra=override(omit=True))
         known = frozenset(a.name for a in attrs.fields(cls)) | {"type"}
-        if cls is UnknownObject:
-            known = frozenset()
 
         def structure(value: object, _: object) -> Model:
             if type(value) is not dict:

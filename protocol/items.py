@@ -177,16 +177,6 @@ Item = (
     | ItemReference
     | FlatItem
 )
-ITEM_CLASSES = (
-    MessageItem,
-    FunctionCallItem,
-    FunctionCallOutputItem,
-    McpCallItem,
-    McpListToolsItem,
-    McpApprovalRequestItem,
-    McpApprovalResponseItem,
-    ItemReference,
-)
 
 
 @frozen(kw_only=True)
@@ -230,7 +220,6 @@ class FlatTool(Model):
 
 
 Tool = FunctionTool | McpTool | FlatTool
-TOOL_CLASSES = (FunctionTool, McpTool)
 
 
 @frozen(kw_only=True)

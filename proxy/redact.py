@@ -31,7 +31,6 @@ import protocol
 from protocol import types as pt
 
 TextMode = Literal["keep", "hash", "length", "drop"]
-TEXT_CLASSES: Final = tuple(pt.TEXT_CLASSES.values())
 
 _SECRET_PATTERNS: Final = (
     r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",

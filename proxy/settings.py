@@ -21,8 +21,10 @@ from attrs import field, frozen
 from cattrs import Converter, transform_error
 from cattrs.errors import ForbiddenExtraKeysError
 
+from protocol.types import TEXT_CLASSES as TEXT_TYPES
+
 TEXT_MODES: Final = ("keep", "hash", "length", "drop")
-TEXT_CLASSES: Final = ("default", "text", "transcript", "tool", "instructions", "detail")
+TEXT_CLASSES: Final = ("default", *TEXT_TYPES.values())
 MiB: Final = 1024 * 1024
 
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.app import make_app
 from proxy.log import make_logger
-from proxy.settings import Settings, parse
+from proxy.settings import parse
 from tests.fake_upstream import FakeUpstream
 
 
@@ -81,8 +81,4 @@ def fake(upstream: tuple[FakeUpstream, TestServer]) -> FakeUpstream:
     return upstream[0]
 
 
-def settings_for(url: str, **sections: Any) -> Settings:
-    return parse({"upstream": {"url": url}, **sections}, environ={})
-
-
-__all__ = ["MemorySink", "settings_for", "web"]
+__all__ = ["MemorySink", "web"]
