@@ -215,8 +215,10 @@ def test_undecodable_frames_log_metadata_only(data: bytes) -> None:
     """
     A frame that does not decode is logged with size, hash prefix and reason only.
     """
-    sink, _ = _render("ga", "client", data, "full")
+    frame = b"\xff" + data  # never valid UTF-8, so never an event
+
+    sink, _ = _render("ga", "client", frame, "full")
 
     (record,) = sink.records()
-    if record["event"] == "realtime.undecodable":
-        assert {"ts", "level", "event", "direction", "size", "sha256", "reason"} == set(record)
+    assert "realtime.undecodable" == record["event"]
+    assert {"ts", "level", "event", "direction", "size", "sha256", "reason"} == set(record)
