@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol.types import UNSET, Extras, Opt
 
 Direction = Literal["client", "server"]
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Model:
     """A decoded JSON object: declared fields plus whatever else arrived."""
 
     extra: Extras = field(factory=lambda: Extras({}), repr=False)
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Event(Model):
     """A Realtime event, tagged on `type`."""
 
@@ -33,14 +33,14 @@ class Event(Model):
     event_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class UnknownEvent(Model):
     """An event whose `type` we do not model: the type is kept, every field is in `extra`."""
 
     type: str
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Undecodable:
     """A frame or body that is not a decodable event: only metadata, never content."""
 

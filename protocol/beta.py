@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attrs import frozen
+from attrs import define
 
 from protocol import events as ga
 from protocol.base import Event
 from protocol.session import BetaSession
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class BetaSessionUpdate(Event):
     """Client updates a beta session."""
 
@@ -26,14 +26,14 @@ class BetaSessionUpdate(Event):
     session: BetaSession
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class TranscriptionSessionUpdate(BetaSessionUpdate):
     """Client updates a beta transcription session."""
 
     TYPE: ClassVar[str] = "transcription_session.update"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class BetaSessionCreated(Event):
     """A beta session exists."""
 
@@ -41,63 +41,63 @@ class BetaSessionCreated(Event):
     session: BetaSession
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class BetaSessionUpdated(BetaSessionCreated):
     """A beta session changed."""
 
     TYPE: ClassVar[str] = "session.updated"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class TranscriptionSessionCreated(BetaSessionCreated):
     """A beta transcription session exists."""
 
     TYPE: ClassVar[str] = "transcription_session.created"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class TranscriptionSessionUpdated(BetaSessionCreated):
     """A beta transcription session changed."""
 
     TYPE: ClassVar[str] = "transcription_session.updated"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseTextDelta(ga.ResponseOutputTextDelta):
     """Beta name of `response.output_text.delta`."""
 
     TYPE: ClassVar[str] = "response.text.delta"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseTextDone(ga.ResponseOutputTextDone):
     """Beta name of `response.output_text.done`."""
 
     TYPE: ClassVar[str] = "response.text.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseAudioDelta(ga.ResponseOutputAudioDelta):
     """Beta name of `response.output_audio.delta`."""
 
     TYPE: ClassVar[str] = "response.audio.delta"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseAudioDone(ga.ResponseOutputAudioDone):
     """Beta name of `response.output_audio.done`."""
 
     TYPE: ClassVar[str] = "response.audio.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseAudioTranscriptDelta(ga.ResponseOutputAudioTranscriptDelta):
     """Beta name of `response.output_audio_transcript.delta`."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.delta"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseAudioTranscriptDone(ga.ResponseOutputAudioTranscriptDone):
     """Beta name of `response.output_audio_transcript.done`."""
 

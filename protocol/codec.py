@@ -16,6 +16,7 @@ types, never a value.
 
 from __future__ import annotations
 
+import linecache
 import types
 import typing
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from protocol import translation as translation_events
 from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent
 from protocol.items import FlatItem, FlatTool, Item, Tool
 from protocol.rest import REST_BODIES
-from protocol.types import Extras, Json, Unset
+from protocol.types import UNSET, Extras, Json, Unset
 
 Protocol = Literal["ga", "beta", "translation"]
 Decoded = Event | UnknownEvent | Undecodable
@@ -207,6 +208,8 @@ def make_converter(*, detailed_validation: bool = False) -> Converter:
     conv.register_unstructure_hook_factory(_is_optional_or_mixed, union_unstructure)
 
     def model_structure(cls: type[Model]) -> Callable[[object, object], Any]:
+        if not detailed_validation:
+            return _flat_structure_fn(cls, conv)
         base = make_dict_structure_fn(cls, conv, extra=override(omit=True))
         known = frozenset(a.name for a in attrs.fields(cls)) | {"type"}
 
@@ -258,6 +261,84 @@ def make_converter(*, detailed_validation: bool = False) -> Converter:
         # flat object keeps the tag it arrived with.
         conv.register_unstructure_hook(union, lambda v: conv.unstructure(v, v.__class__))
     return conv
+
+
+_SCALAR_TESTS: Final = {
+    str: "type({v}) is not str",
+    int: "type({v}) is not int",
+    bool: "type({v}) is not bool",
+    float: "type({v}) is not float and type({v}) is not int",
+}
+
+
+def _mismatch(expected: str, value: object) -> TypeError:
+    return TypeError(f"expected {expected}, got {_json_type(value)}")
+
+
+def _flat_structure_fn(cls: type[Model], conv: Converter) -> Callable[[object, object], Any]:
+    """A model's structure hook as one straight-line function, for the hot path.
+
+    cattrs' generated hook calls a hook per field and builds a keyword dict; here the
+    scalar fields (strings and their sensitivity types, ints, floats, bools, opaque
+    JSON) are checked inline and only nested models, lists and maps call their hooks.
+    It accepts exactly what the detailed converter accepts (the tests hold the two to
+    that); on failure it raises, and `decode` asks the detailed converter for the path.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = [a for a in attrs.fields(cls) if a.name != "extra"]
+    names = {a.name for a in fields}
+    ns: dict[str, Any] = {
+        "cls": cls,
+        "UNSET": UNSET,
+        "known": frozenset(names | {"type"}),
+        "_mismatch": _mismatch,
+        "_json_type": _json_type,
+    }
+    lines = [
+        "def structure(o, _):",
+        "    if type(o) is not dict:",
+        "        raise TypeError(f'expected object, got {_json_type(o)}')",
+        "    g = o.get",
+        # A `type` key the model does not declare is its tag: known, not kept.
+        "    n = 0" if "type" in names else "    n = 1 if 'type' in o else 0",
+    ]
+    for i, a in enumerate(fields):
+        t = hints[a.name]
+        members = typing.get_args(t) if _is_union(t) else (t,)
+        rest = [m for m in members if m is not Unset and m is not type(None)]
+        inner = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
+        nullable = type(None) in members
+        v = f"v{i}"
+        if Unset in members:  # absent stays UNSET; present counts as a known key
+            lines += [f"    {v} = g({a.name!r}, UNSET)", f"    if {v} is not UNSET:"]
+            pad = " " * 8
+        else:  # required: a missing key raises KeyError
+            lines.append(f"    {v} = o[{a.name!r}]")
+            pad = " " * 4
+        lines.append(f"{pad}n += 1")
+        scalar = _runtime_class(inner) if len(rest) == 1 else None
+        if inner is Json:
+            continue
+        if scalar in _SCALAR_TESTS:
+            test = _SCALAR_TESTS[scalar].format(v=v)
+            if nullable:
+                test = f"{v} is not None and ({test})"
+            lines += [f"{pad}if {test}:", f"{pad}    raise _mismatch({scalar.__name__!r}, {v})"]
+        else:
+            ns[f"h{i}"], ns[f"t{i}"] = conv.get_structure_hook(inner), inner
+            call = f"{v} = h{i}({v}, t{i})"
+            lines.append(f"{pad}if {v} is not None: {call}" if nullable else f"{pad}{call}")
+    lines.append("    e = {} if len(o) == n else {k: x for k, x in o.items() if k not in known}")
+    lines.append(
+        "    return cls(extra=e, " + ", ".join(f"{a.name}=v{i}" for i, a in enumerate(fields)) + ")"
+    )
+    source = "\n".join(lines)
+    filename = f"<earshot structure {cls.__module__}.{cls.__qualname__}>"
+    # Registered with linecache, as cattrs does, so a traceback shows the source.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)  # generated from our own models only
+    fn: Callable[[object, object], Any] = ns["structure"]
+    return fn
 
 
 CONVERTER: Final = make_converter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol.base import Event
 from protocol.items import ContentPart, Item
@@ -21,7 +21,7 @@ from protocol.types import UNSET, Audio, Detail, Json, Opt, Text, ToolText, Tran
 # --- client events ---------------------------------------------------------------------
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class SessionUpdate(Event):
     """Client updates the session configuration."""
 
@@ -29,7 +29,7 @@ class SessionUpdate(Event):
     session: Session
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferAppend(Event):
     """Client appends base64 audio to the input buffer."""
 
@@ -37,28 +37,28 @@ class InputAudioBufferAppend(Event):
     audio: Audio = field(repr=False)
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferCommit(Event):
     """Client commits the input buffer as a user message."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.commit"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferClear(Event):
     """Client discards the input buffer."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.clear"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputAudioBufferClear(Event):
     """Client (WebRTC/SIP) cuts off the audio being played."""
 
     TYPE: ClassVar[str] = "output_audio_buffer.clear"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemCreate(Event):
     """Client adds an item to the conversation."""
 
@@ -67,7 +67,7 @@ class ConversationItemCreate(Event):
     item: Item
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemRetrieve(Event):
     """Client asks for an item by id."""
 
@@ -75,7 +75,7 @@ class ConversationItemRetrieve(Event):
     item_id: str
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemTruncate(Event):
     """Client truncates an assistant audio item at a point in time."""
 
@@ -85,7 +85,7 @@ class ConversationItemTruncate(Event):
     audio_end_ms: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemDelete(Event):
     """Client removes an item."""
 
@@ -93,7 +93,7 @@ class ConversationItemDelete(Event):
     item_id: str
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseCreate(Event):
     """Client asks for a response."""
 
@@ -101,7 +101,7 @@ class ResponseCreate(Event):
     response: Opt[ResponseParams] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseCancel(Event):
     """Client cancels a response in progress."""
 
@@ -126,7 +126,7 @@ CLIENT_EVENTS: tuple[type[Event], ...] = (
 # --- server events ---------------------------------------------------------------------
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class SessionCreated(Event):
     """The session exists; its id is the `session` of every later record."""
 
@@ -134,14 +134,14 @@ class SessionCreated(Event):
     session: Session
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class SessionUpdated(SessionCreated):
     """The session configuration changed."""
 
     TYPE: ClassVar[str] = "session.updated"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationCreated(Event):
     """A conversation was created (beta only, still sent by some servers)."""
 
@@ -149,7 +149,7 @@ class ConversationCreated(Event):
     conversation: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemCreated(Event):
     """An item was added to the conversation."""
 
@@ -158,21 +158,21 @@ class ConversationItemCreated(Event):
     item: Item
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemAdded(ConversationItemCreated):
     """An item was added (GA)."""
 
     TYPE: ClassVar[str] = "conversation.item.added"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemDone(ConversationItemCreated):
     """An item is final (GA)."""
 
     TYPE: ClassVar[str] = "conversation.item.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemRetrieved(Event):
     """The item a client asked for."""
 
@@ -180,7 +180,7 @@ class ConversationItemRetrieved(Event):
     item: Item
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemDeleted(Event):
     """An item was removed."""
 
@@ -188,7 +188,7 @@ class ConversationItemDeleted(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ConversationItemTruncated(Event):
     """An assistant audio item was truncated."""
 
@@ -198,13 +198,13 @@ class ConversationItemTruncated(Event):
     audio_end_ms: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class _InItem(Event):
     item_id: Opt[str] = UNSET
     content_index: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioTranscriptionCompleted(_InItem):
     """The transcript of a user audio item."""
 
@@ -215,7 +215,7 @@ class InputAudioTranscriptionCompleted(_InItem):
     languages: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioTranscriptionDelta(_InItem):
     """A piece of a user audio item's transcript."""
 
@@ -225,7 +225,7 @@ class InputAudioTranscriptionDelta(_InItem):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioTranscriptionFailed(_InItem):
     """Transcribing a user audio item failed."""
 
@@ -233,7 +233,7 @@ class InputAudioTranscriptionFailed(_InItem):
     error: Opt[ErrorInfo] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioTranscriptionSegment(_InItem):
     """A diarized segment of a user audio item's transcript."""
 
@@ -245,7 +245,7 @@ class InputAudioTranscriptionSegment(_InItem):
     end: Opt[float] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferCommitted(Event):
     """The input buffer became a user item."""
 
@@ -254,14 +254,14 @@ class InputAudioBufferCommitted(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferCleared(Event):
     """The input buffer was cleared."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.cleared"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferSpeechStarted(Event):
     """Voice activity detection heard speech begin."""
 
@@ -270,7 +270,7 @@ class InputAudioBufferSpeechStarted(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferSpeechStopped(Event):
     """Voice activity detection heard speech end."""
 
@@ -279,7 +279,7 @@ class InputAudioBufferSpeechStopped(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferTimeoutTriggered(Event):
     """The idle timeout fired with no speech."""
 
@@ -289,7 +289,7 @@ class InputAudioBufferTimeoutTriggered(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputAudioBufferDtmfEventReceived(Event):
     """A SIP caller pressed a key; the digit is user input."""
 
@@ -298,7 +298,7 @@ class InputAudioBufferDtmfEventReceived(Event):
     received_at: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputAudioBufferStarted(Event):
     """WebRTC/SIP output audio started playing."""
 
@@ -306,21 +306,21 @@ class OutputAudioBufferStarted(Event):
     response_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputAudioBufferStopped(OutputAudioBufferStarted):
     """WebRTC/SIP output audio finished playing."""
 
     TYPE: ClassVar[str] = "output_audio_buffer.stopped"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputAudioBufferCleared(OutputAudioBufferStarted):
     """WebRTC/SIP output audio was cut off."""
 
     TYPE: ClassVar[str] = "output_audio_buffer.cleared"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseCreated(Event):
     """A response began."""
 
@@ -328,21 +328,21 @@ class ResponseCreated(Event):
     response: Response
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseDone(ResponseCreated):
     """A response ended, with its output and usage."""
 
     TYPE: ClassVar[str] = "response.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class _InResponse(Event):
     response_id: Opt[str] = UNSET
     item_id: Opt[str] = UNSET
     output_index: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputItemAdded(Event):
     """A response produced a new item."""
 
@@ -352,19 +352,19 @@ class ResponseOutputItemAdded(Event):
     item: Item
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputItemDone(ResponseOutputItemAdded):
     """A response's item is final."""
 
     TYPE: ClassVar[str] = "response.output_item.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class _InContent(_InResponse):
     content_index: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseContentPartAdded(_InContent):
     """A response item gained a content part."""
 
@@ -372,14 +372,14 @@ class ResponseContentPartAdded(_InContent):
     part: Opt[ContentPart] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseContentPartDone(ResponseContentPartAdded):
     """A content part is final."""
 
     TYPE: ClassVar[str] = "response.content_part.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputTextDelta(_InContent):
     """A piece of output text."""
 
@@ -388,7 +388,7 @@ class ResponseOutputTextDelta(_InContent):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputTextDone(_InContent):
     """The whole output text."""
 
@@ -396,7 +396,7 @@ class ResponseOutputTextDone(_InContent):
     text: Opt[Text] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputAudioDelta(_InContent):
     """A chunk of output audio."""
 
@@ -405,14 +405,14 @@ class ResponseOutputAudioDelta(_InContent):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputAudioDone(_InContent):
     """Output audio for a content part is complete."""
 
     TYPE: ClassVar[str] = "response.output_audio.done"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputAudioTranscriptDelta(_InContent):
     """A piece of the transcript of output audio."""
 
@@ -421,7 +421,7 @@ class ResponseOutputAudioTranscriptDelta(_InContent):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseOutputAudioTranscriptDone(_InContent):
     """The whole transcript of output audio."""
 
@@ -429,7 +429,7 @@ class ResponseOutputAudioTranscriptDone(_InContent):
     transcript: Opt[Transcript] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseFunctionCallArgumentsDelta(_InResponse):
     """A piece of a function call's arguments."""
 
@@ -439,7 +439,7 @@ class ResponseFunctionCallArgumentsDelta(_InResponse):
     obfuscation: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseFunctionCallArgumentsDone(_InResponse):
     """A function call's complete arguments."""
 
@@ -449,7 +449,7 @@ class ResponseFunctionCallArgumentsDone(_InResponse):
     arguments: Opt[ToolText] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseMcpCallArgumentsDelta(_InResponse):
     """A piece of an MCP call's arguments."""
 
@@ -458,7 +458,7 @@ class ResponseMcpCallArgumentsDelta(_InResponse):
     obfuscation: Opt[str | None] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseMcpCallArgumentsDone(_InResponse):
     """An MCP call's complete arguments."""
 
@@ -466,7 +466,7 @@ class ResponseMcpCallArgumentsDone(_InResponse):
     arguments: Opt[ToolText] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseMcpCallInProgress(Event):
     """An MCP call started."""
 
@@ -475,21 +475,21 @@ class ResponseMcpCallInProgress(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseMcpCallCompleted(ResponseMcpCallInProgress):
     """An MCP call succeeded."""
 
     TYPE: ClassVar[str] = "response.mcp_call.completed"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseMcpCallFailed(ResponseMcpCallInProgress):
     """An MCP call failed."""
 
     TYPE: ClassVar[str] = "response.mcp_call.failed"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpListToolsInProgress(Event):
     """The server is listing an MCP server's tools."""
 
@@ -497,21 +497,21 @@ class McpListToolsInProgress(Event):
     item_id: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpListToolsCompleted(McpListToolsInProgress):
     """Listing an MCP server's tools succeeded."""
 
     TYPE: ClassVar[str] = "mcp_list_tools.completed"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpListToolsFailed(McpListToolsInProgress):
     """Listing an MCP server's tools failed."""
 
     TYPE: ClassVar[str] = "mcp_list_tools.failed"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class RateLimitsUpdated(Event):
     """Current rate limits."""
 
@@ -519,7 +519,7 @@ class RateLimitsUpdated(Event):
     rate_limits: Opt[list[Json]] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Error(Event):
     """An error the server reports; the connection stays open."""
 

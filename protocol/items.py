@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol.base import Model
 from protocol.types import (
@@ -31,7 +31,7 @@ from protocol.types import (
 )
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ContentPart(Model):
     """One part of a message: text, audio (with its transcript), an image, or a reference."""
 
@@ -45,7 +45,7 @@ class ContentPart(Model):
     format: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class _Item(Model):
     TYPE: ClassVar[str] = ""
     id: Opt[str] = UNSET
@@ -53,7 +53,7 @@ class _Item(Model):
     status: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class MessageItem(_Item):
     """A system, user or assistant message."""
 
@@ -62,7 +62,7 @@ class MessageItem(_Item):
     content: Opt[list[ContentPart]] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class FunctionCallItem(_Item):
     """The model calling a function tool."""
 
@@ -72,7 +72,7 @@ class FunctionCallItem(_Item):
     arguments: Opt[ToolText] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class FunctionCallOutputItem(_Item):
     """The client's result for a function call."""
 
@@ -81,7 +81,7 @@ class FunctionCallOutputItem(_Item):
     output: Opt[ToolText] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpError(Model):
     """Why an MCP call failed (protocol, tool execution or HTTP error)."""
 
@@ -90,7 +90,7 @@ class McpError(Model):
     message: Opt[Detail] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpCallItem(_Item):
     """A call to a tool on an MCP server."""
 
@@ -103,7 +103,7 @@ class McpCallItem(_Item):
     error: Opt[McpError | None] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpToolDescription(Model):
     """A tool an MCP server offers."""
 
@@ -113,7 +113,7 @@ class McpToolDescription(Model):
     annotations: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpListToolsItem(_Item):
     """The tools an MCP server listed."""
 
@@ -122,7 +122,7 @@ class McpListToolsItem(_Item):
     tools: Opt[list[McpToolDescription]] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpApprovalRequestItem(_Item):
     """The model asking for approval of an MCP call."""
 
@@ -132,7 +132,7 @@ class McpApprovalRequestItem(_Item):
     arguments: Opt[ToolText] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpApprovalResponseItem(_Item):
     """The client's answer to an approval request."""
 
@@ -142,14 +142,14 @@ class McpApprovalResponseItem(_Item):
     reason: Opt[ToolText | None] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ItemReference(_Item):
     """A reference to an existing item by id."""
 
     TYPE: ClassVar[str] = "item_reference"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class FlatItem(_Item):
     """An item with no known `type`: the beta flat item shape, every field optional.
 
@@ -179,7 +179,7 @@ Item = (
 )
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class FunctionTool(Model):
     """A function the model may call."""
 
@@ -191,7 +191,7 @@ class FunctionTool(Model):
     allowed_callers: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class McpTool(Model):
     """An MCP server the model may use; its credentials are secrets."""
 
@@ -209,7 +209,7 @@ class McpTool(Model):
     allowed_callers: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class FlatTool(Model):
     """A tool with no known `type` (beta function tools may omit it)."""
 
@@ -222,7 +222,7 @@ class FlatTool(Model):
 Tool = FunctionTool | McpTool | FlatTool
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class PromptVariableInput(Model):
     """A prompt variable given as an input object rather than a string."""
 
@@ -236,7 +236,7 @@ class PromptVariableInput(Model):
     detail: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Prompt(Model):
     """A reference to a stored prompt template and its variables."""
 

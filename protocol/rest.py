@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol.base import Model
 from protocol.session import BetaSession, Session
 from protocol.types import UNSET, Detail, Json, Opt, Secret
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ClientSecretRequest(Model):
     """`POST /v1/realtime/client_secrets` (and the translation variant)."""
 
@@ -26,7 +26,7 @@ class ClientSecretRequest(Model):
     session: Opt[Session] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ClientSecretResponse(Model):
     """An ephemeral key (`ek_...`) with the session it is bound to."""
 
@@ -35,21 +35,21 @@ class ClientSecretResponse(Model):
     session: Opt[Session] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class CallRefer(Model):
     """`POST /v1/realtime/calls/{id}/refer`: transfer a SIP call."""
 
     target_uri: Opt[Detail] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class CallReject(Model):
     """`POST /v1/realtime/calls/{id}/reject`."""
 
     status_code: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Empty(Model):
     """A body that should be empty or `{}`; anything in it is kept in `extra`."""
 

@@ -11,14 +11,14 @@ any depth because `ClientSecret` declares it so.
 
 from __future__ import annotations
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol.base import Model
 from protocol.items import Item, Prompt, Tool
 from protocol.types import UNSET, Detail, Instructions, Json, Opt, Secret
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ClientSecret(Model):
     """An ephemeral key (`ek_...`) and when it expires."""
 
@@ -28,7 +28,7 @@ class ClientSecret(Model):
     expires_after: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class AudioFormat(Model):
     """GA audio format: `audio/pcm` at a rate, or G.711 `audio/pcmu` / `audio/pcma`."""
 
@@ -36,7 +36,7 @@ class AudioFormat(Model):
     rate: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class TranscriptionConfig(Model):
     """Which model transcribes input audio, and with what hints."""
 
@@ -48,7 +48,7 @@ class TranscriptionConfig(Model):
     delay: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class AudioInput(Model):
     """GA input audio settings."""
 
@@ -58,7 +58,7 @@ class AudioInput(Model):
     turn_detection: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class AudioOutput(Model):
     """GA output audio settings (and the translation socket's target language)."""
 
@@ -68,7 +68,7 @@ class AudioOutput(Model):
     language: Opt[str] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class AudioConfig(Model):
     """GA `audio`: input and output settings."""
 
@@ -76,7 +76,7 @@ class AudioConfig(Model):
     output: Opt[AudioOutput] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Session(Model):
     """A GA session: realtime, transcription or translation, by its `type` field."""
 
@@ -100,7 +100,7 @@ class Session(Model):
     client_secret: Opt[ClientSecret] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class BetaSession(Model):
     """A beta session (`OpenAI-Beta: realtime=v1`), realtime or transcription: flat fields."""
 
@@ -128,7 +128,7 @@ class BetaSession(Model):
     client_secret: Opt[ClientSecret] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ResponseParams(Model):
     """`response.create` parameters, GA and beta."""
 
@@ -151,7 +151,7 @@ class ResponseParams(Model):
     reasoning: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class Response(Model):
     """A response object, as in `response.created` and `response.done`."""
 
@@ -172,7 +172,7 @@ class Response(Model):
     max_output_tokens: Opt[Json] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class ErrorInfo(Model):
     """An error's details; `message` may quote user input, so it is text."""
 

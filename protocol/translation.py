@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attrs import field, frozen
+from attrs import define, field
 
 from protocol import events as ga
 from protocol.base import Event
 from protocol.types import UNSET, Audio, Opt, Transcript
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class TranslationAudioAppend(Event):
     """Client appends source audio."""
 
@@ -25,21 +25,21 @@ class TranslationAudioAppend(Event):
     audio: Audio = field(repr=False)
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class SessionClose(Event):
     """Client ends the translation session."""
 
     TYPE: ClassVar[str] = "session.close"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class SessionClosed(Event):
     """Server confirms the session ended."""
 
     TYPE: ClassVar[str] = "session.closed"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class InputTranscriptDelta(Event):
     """A piece of the source-language transcript."""
 
@@ -48,14 +48,14 @@ class InputTranscriptDelta(Event):
     elapsed_ms: Opt[int] = UNSET
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputTranscriptDelta(InputTranscriptDelta):
     """A piece of the target-language transcript."""
 
     TYPE: ClassVar[str] = "session.output_transcript.delta"
 
 
-@frozen(kw_only=True)
+@define(kw_only=True)
 class OutputAudioDelta(Event):
     """A chunk of translated audio, with its own format."""
 

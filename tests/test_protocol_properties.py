@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protocol
+from protocol.codec import _EXPLAINER
 from tests.helpers import corpus, decode_kwargs
 
 CORPUS = corpus()
@@ -112,3 +113,29 @@ def test_every_accepted_event_round_trips(event: tuple[str, str, bytes]) -> None
     assume(not isinstance(decoded, protocol.Undecodable))
 
     assert orjson.loads(frame) == protocol.unstructure(decoded)
+
+
+@SETTINGS
+@given(event=mutated_events())
+def test_the_hot_path_hooks_accept_exactly_what_the_detailed_converter_accepts(
+    event: tuple[str, str, bytes],
+) -> None:
+    """
+    `decode` structures with straight-line hooks and asks the detailed converter (cattrs'
+    own generated hooks) only why a frame failed: both must agree on every frame.
+    """
+    proto, direction, frame = event
+    obj = orjson.loads(frame)
+    classes = {c.TYPE: c for c in protocol.event_classes(proto, direction)}  # type: ignore[arg-type]
+    tag = obj.get("type") if isinstance(obj, dict) else None
+    cls = classes.get(tag) if isinstance(tag, str) else None
+    assume(cls is not None)
+
+    try:
+        detailed: Any = _EXPLAINER.structure(obj, cls)
+    except Exception:  # either outcome is a valid example
+        detailed = None
+    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+
+    assert decoded == (detailed if detailed is not None else decoded)
+    assert isinstance(decoded, protocol.Undecodable) == (detailed is None)
