@@ -293,6 +293,7 @@ def _flat_structure_fn(cls: type[Model], conv: Converter) -> Callable[[object, o
         "known": frozenset(names | {"type"}),
         "_mismatch": _mismatch,
         "_json_type": _json_type,
+        "new": object.__new__,
     }
     lines = [
         "def structure(o, _):",
@@ -328,10 +329,15 @@ def _flat_structure_fn(cls: type[Model], conv: Converter) -> Callable[[object, o
             ns[f"h{i}"], ns[f"t{i}"] = conv.get_structure_hook(inner), inner
             call = f"{v} = h{i}({v}, t{i})"
             lines.append(f"{pad}if {v} is not None: {call}" if nullable else f"{pad}{call}")
-    lines.append("    e = {} if len(o) == n else {k: x for k, x in o.items() if k not in known}")
-    lines.append(
-        "    return cls(extra=e, " + ", ".join(f"{a.name}=v{i}" for i, a in enumerate(fields)) + ")"
-    )
+    # The instance is filled in slot by slot: every field is set here (absent ones to
+    # UNSET, their default), and the models have no validators or converters, so this is
+    # what `__init__` would do, without a call with a keyword per field.
+    lines += [
+        "    obj = new(cls)",
+        "    obj.extra = {} if len(o) == n else {k: x for k, x in o.items() if k not in known}",
+        *(f"    obj.{a.name} = v{i}" for i, a in enumerate(fields)),
+        "    return obj",
+    ]
     source = "\n".join(lines)
     filename = f"<earshot structure {cls.__module__}.{cls.__qualname__}>"
     # Registered with linecache, as cattrs does, so a traceback shows the source.
@@ -405,6 +411,52 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str]:
     return obj, ""
 
 
+def decoder(
+    direction: Direction, *, beta: bool = False, translation: bool = False
+) -> Callable[[bytes], Decoded]:
+    """`decode` for one protocol and direction, with the event table looked up once:
+    what a connection holds for each of its two legs."""
+    protocol: Protocol = "translation" if translation else "beta" if beta else "ga"
+    table = _TABLES[(protocol, direction)]
+    loads = orjson.loads
+
+    def decode_frame(data: bytes) -> Decoded:
+        try:
+            obj = loads(data)
+        except Exception:  # noqa: BLE001 (the reason is worked out off the hot path)
+            return Undecodable(reason=_parse(data)[1], size=len(data))
+        tag = obj.get("type") if type(obj) is dict else None
+        entry = table.get(tag) if type(tag) is str else None
+        if entry is None:
+            return _not_an_event(obj, tag, data)
+        try:
+            event: Event = entry[1](obj, entry[0])
+        except Exception:  # noqa: BLE001 (fail open: the frame is still forwarded)
+            return Undecodable(reason=_explain(obj, entry[0]), size=len(data))
+        return event
+
+    return decode_frame
+
+
+def _not_an_event(obj: object, tag: object, data: bytes) -> UnknownEvent | Undecodable:
+    """A frame that is not one of the table's events: an unknown type, or not an event."""
+    if type(obj) is not dict:
+        return Undecodable(reason=f"expected a JSON object, got {_json_type(obj)}", size=len(data))
+    if type(tag) is not str:
+        missing = "type" not in obj
+        problem = "required field missing" if missing else f"expected str, got {_json_type(tag)}"
+        return Undecodable(reason=f"$.type: {problem}", size=len(data))
+    return UnknownEvent(type=tag, extra=Extras({k: v for k, v in obj.items() if k != "type"}))
+
+
+_DECODERS: Final = {
+    (direction, beta, translation): decoder(direction, beta=beta, translation=translation)
+    for direction in ("client", "server")
+    for beta in (False, True)
+    for translation in (False, True)
+}
+
+
 def decode(
     data: bytes,
     direction: Direction,
@@ -413,26 +465,7 @@ def decode(
     translation: bool = False,
 ) -> Decoded:
     """Decode one text frame. Never raises."""
-    obj, reason = _parse(data)
-    if obj is None:
-        return Undecodable(reason=reason, size=len(data))
-    tag = obj.get("type")
-    if type(tag) is not str:
-        missing = "type" not in obj
-        problem = "required field missing" if missing else f"expected str, got {_json_type(tag)}"
-        return Undecodable(reason=f"$.type: {problem}", size=len(data))
-    protocol: Protocol = "translation" if translation else "beta" if beta else "ga"
-    entry = _TABLES[(protocol, direction)].get(tag)
-    try:
-        if entry is None:
-            return UnknownEvent(
-                type=tag, extra=Extras({k: v for k, v in obj.items() if k != "type"})
-            )
-        cls, hook = entry
-        event: Event = hook(obj, cls)
-    except Exception:  # noqa: BLE001 (fail open: the frame is still forwarded)
-        return Undecodable(reason=_explain(obj, entry[0] if entry else None), size=len(data))
-    return event
+    return _DECODERS[(direction, beta, translation)](data)
 
 
 def _explain(obj: dict[str, Any], cls: type | None) -> str:

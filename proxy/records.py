@@ -38,39 +38,23 @@ class EventPolicy:
         self.default = events.get("default", "full")
         self._exact = {k: v for k, v in events.items() if k != "default" and not _is_glob(k)}
         self._globs = [(k, v) for k, v in events.items() if _is_glob(k)]
-        self._cache: dict[str, str] = {}
+        # The modes worked out so far, by type: the recorder reads this first, per frame.
+        self.cache: dict[str, str] = {}
 
     def mode(self, event_type: str) -> str:
-        mode = self._cache.get(event_type)
+        mode = self.cache.get(event_type)
         if mode is None:
             mode = self._exact.get(event_type) or next(
                 (v for k, v in self._globs if fnmatch.fnmatchcase(event_type, k)), self.default
             )
-            if len(self._cache) < _POLICY_CACHE_MAX:
-                self._cache[event_type] = mode
+            if len(self.cache) < _POLICY_CACHE_MAX:
+                self.cache[event_type] = mode
         return mode
 
 
 def _is_glob(key: str) -> bool:
     return any(c in key for c in "*?[")
 
-
-def _fold_field(cls: type) -> tuple[str, bool] | None:
-    """The top-level field a summary measures: (name, is_audio), if the class has one."""
-    hints = typing.get_type_hints(cls)
-    for a in attrs.fields(cls):
-        if a.name in ("audio", "delta"):
-            tp = hints[a.name]
-            return a.name, tp is pt.Audio
-    return None
-
-
-_FOLD: Final = {
-    cls: _fold_field(cls)
-    for proto in ("ga", "beta", "translation")
-    for direction in ("client", "server")
-    for cls in protocol.event_classes(proto, direction)
-}
 
 # Client events and server events that end the client's audio stream for now.
 _INPUT_BOUNDARIES: Final = frozenset(
@@ -84,6 +68,60 @@ _INPUT_BOUNDARIES: Final = frozenset(
         "session.closed",
     }
 )
+_RESPONSE_BOUNDARIES: Final = frozenset({"response.done", "response.cancel", "session.closed"})
+
+
+def _is_boundary(event_type: str) -> bool:
+    """Whether an event of this type may end open summaries (see `_flush_boundaries`)."""
+    return (
+        event_type in _INPUT_BOUNDARIES
+        or event_type in _RESPONSE_BOUNDARIES
+        or event_type.endswith(".done")
+    )
+
+
+@attrs.frozen
+class _Kind:
+    """What the recorder needs to know of an event class, worked out once, not per frame."""
+
+    type: str
+    boundary: bool
+    session: bool = False  # carries a session config: its id and audio formats
+    fold: str | None = None  # the field a summary measures (`audio` or `delta`)
+    audio: bool = False  # the fold field is base64 audio
+    own_rate: bool = False  # the event names its own sample rate (translation deltas)
+    item: bool = False  # has `item_id`
+    response: bool = False  # has `response_id`
+
+
+def _kind(cls: type[protocol.Event]) -> _Kind:
+    hints = typing.get_type_hints(cls)
+    names = {a.name for a in attrs.fields(cls)}
+    fold = next((n for n in ("audio", "delta") if n in names), None)
+    return _Kind(
+        type=cls.TYPE,
+        boundary=_is_boundary(cls.TYPE),
+        session="session" in names,
+        fold=fold,
+        audio=fold is not None and hints[fold] is pt.Audio,
+        own_rate=cls is tr.OutputAudioDelta,
+        item="item_id" in names,
+        response="response_id" in names,
+    )
+
+
+def _unknown_kind(event: protocol.Event | protocol.UnknownEvent) -> _Kind:
+    """The kind of an event whose class is not in the tables: known by its type alone."""
+    event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
+    return _Kind(type=event_type, boundary=_is_boundary(event_type))
+
+
+_KINDS: Final[dict[type, _Kind]] = {
+    cls: _kind(cls)
+    for proto in ("ga", "beta", "translation")
+    for direction in ("client", "server")
+    for cls in protocol.event_classes(proto, direction)
+}
 
 
 _SESSION_UPDATES: Final = (ga.SessionUpdate, beta_events.BetaSessionUpdate)
@@ -150,8 +188,10 @@ class Recorder:
         self.log = log
         self._redactor = redactor
         self._policy = policy
-        self._beta = beta
-        self._translation = translation
+        self._decoders = {
+            direction: protocol.decoder(direction, beta=beta, translation=translation)
+            for direction in ("client", "server")
+        }
         self._interval = summary_interval
         self._summaries: dict[tuple[Any, ...], Summary] = {}
         self.session_id: str | None = None
@@ -165,15 +205,23 @@ class Recorder:
         """Record one text frame. Never raises: a failure becomes a metadata record."""
         counts = self.counts[direction]
         counts.frames += 1
-        counts.bytes += len(data)
+        size = len(data)
+        counts.bytes += size
         try:
-            decoded = protocol.decode(
-                data, direction, beta=self._beta, translation=self._translation
-            )
-            if isinstance(decoded, protocol.Undecodable):
-                self._undecodable(direction, data, decoded.reason)
+            event = self._decoders[direction](data)
+            if isinstance(event, protocol.Undecodable):
+                self._undecodable(direction, data, event.reason)
                 return
-            self._event(direction, decoded, len(data))
+            kind = _KINDS.get(type(event)) or _unknown_kind(event)
+            if kind.session:
+                self._follow(direction, event)
+            if kind.boundary and self._summaries:
+                self._flush_boundaries(direction, kind.type, event)
+            mode = self._policy.cache.get(kind.type) or self._policy.mode(kind.type)
+            if mode == "summary":
+                self._fold(direction, kind, event, size)
+            elif mode != "off":
+                self._record(direction, kind.type, event, size)
         except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
 
@@ -194,21 +242,14 @@ class Recorder:
             reason=reason,
         )
 
-    def _event(
-        self, direction: str, event: protocol.Event | protocol.UnknownEvent, size: int
+    def _record(
+        self,
+        direction: str,
+        event_type: str,
+        event: protocol.Event | protocol.UnknownEvent,
+        size: int,
     ) -> None:
-        event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
-        if direction == "server":
-            self._follow_server(event)
-        elif isinstance(event, _SESSION_UPDATES):
-            self._follow_formats(event.session)
-        self._flush_boundaries(direction, event_type, event)
-        mode = self._policy.mode(event_type)
-        if mode == "off":
-            return
-        if mode == "summary":
-            self._fold(direction, event_type, event, size)
-            return
+        """One `realtime.event` record: the whole event, redacted."""
         AUDIO_BYTES_PER_MS.set(self._bpms(direction, event))
         record: dict[str, Any] = {
             "direction": direction,
@@ -229,38 +270,51 @@ class Recorder:
 
     # --- summaries ---------------------------------------------------------------------
 
-    def _fold(self, direction: str, event_type: str, event: Any, size: int) -> None:
-        item_id = getattr(event, "item_id", None)
-        response_id = getattr(event, "response_id", None)
-        item_id = item_id if isinstance(item_id, str) else None
-        response_id = response_id if isinstance(response_id, str) else None
-        key = (direction, event_type, item_id, response_id)
+    def _fold(self, direction: str, kind: _Kind, event: Any, size: int) -> None:
+        # The hot path: most frames of a voice session end here. Everything about the
+        # event's class was worked out once, in its `_Kind`.
+        item_id = event.item_id if kind.item else None
+        response_id = event.response_id if kind.response else None
+        if type(item_id) is not str:
+            item_id = None
+        if type(response_id) is not str:
+            response_id = None
+        key = (direction, kind.type, item_id, response_id)
         now = time.monotonic()
         summary = self._summaries.get(key)
         if summary is None:
-            if len(self._summaries) >= _MAX_SUMMARIES:
-                self._flush(next(iter(self._summaries)))
-            summary = self._summaries[key] = Summary(
-                direction=direction,
-                type=self._redactor.scrub_text(event_type),
-                started=now,
-                item_id=self._redactor.scrub_text(item_id[:128]) if item_id else None,
-                response_id=self._redactor.scrub_text(response_id[:128]) if response_id else None,
-            )
+            summary = self._open_summary(key, now)
         summary.frames += 1
         summary.wire_bytes += size
-        fold = _FOLD.get(type(event))
-        if fold is not None:
-            value = getattr(event, fold[0])
-            if fold[1]:
+        if kind.fold is not None:
+            value = getattr(event, kind.fold)
+            if kind.audio:
                 n = base64_length(value)
                 summary.audio = True
                 summary.bytes += n
-                summary.ms += n / self._bpms(direction, event)
+                if kind.own_rate:
+                    summary.ms += n / self._bpms(direction, event)
+                else:
+                    summary.ms += n / (
+                        self.input_bpms if direction == "client" else self.output_bpms
+                    )
             else:
                 summary.chars += len(value)
         if now - summary.started >= self._interval:
             self._flush(key)
+
+    def _open_summary(self, key: tuple[str, str, str | None, str | None], now: float) -> Summary:
+        if len(self._summaries) >= _MAX_SUMMARIES:
+            self._flush(next(iter(self._summaries)))
+        direction, event_type, item_id, response_id = key
+        summary = self._summaries[key] = Summary(
+            direction=direction,
+            type=self._redactor.scrub_text(event_type),
+            started=now,
+            item_id=self._redactor.scrub_text(item_id[:128]) if item_id else None,
+            response_id=self._redactor.scrub_text(response_id[:128]) if response_id else None,
+        )
+        return summary
 
     def _flush(self, key: tuple[Any, ...]) -> None:
         summary = self._summaries.pop(key, None)
@@ -268,8 +322,6 @@ class Recorder:
             self.log.info("realtime.summary", **summary.record())
 
     def _flush_boundaries(self, direction: str, event_type: str, event: Any) -> None:
-        if not self._summaries:
-            return
         if event_type in _INPUT_BOUNDARIES:
             for key in [k for k in self._summaries if k[0] == "client"]:
                 self._flush(key)
@@ -278,7 +330,7 @@ class Recorder:
             item_id = getattr(event, "item_id", None)
             for key in [k for k in self._summaries if k[1] == delta and k[2] in (item_id, None)]:
                 self._flush(key)
-        if event_type in ("response.done", "response.cancel", "session.closed"):
+        if event_type in _RESPONSE_BOUNDARIES:
             for key in [
                 k for k in self._summaries if k[0] == direction or event_type != "response.done"
             ]:
@@ -296,6 +348,12 @@ class Recorder:
             self._flush(key)
 
     # --- following the session ---------------------------------------------------------
+
+    def _follow(self, direction: str, event: Any) -> None:
+        if direction == "server":
+            self._follow_server(event)
+        elif isinstance(event, _SESSION_UPDATES):
+            self._follow_formats(event.session)
 
     def _follow_server(self, event: Any) -> None:
         session = getattr(event, "session", None)
