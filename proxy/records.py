@@ -251,9 +251,11 @@ class Recorder:
     ) -> None:
         """One `realtime.event` record: the whole event, redacted."""
         AUDIO_BYTES_PER_MS.set(self._bpms(direction, event))
+        unknown = isinstance(event, protocol.UnknownEvent)
         record: dict[str, Any] = {
             "direction": direction,
-            "type": self._redactor.scrub_text(event_type),
+            # A modelled event's type is one of ours; only an unknown one came off the wire.
+            "type": self._redactor.scrub_text(event_type) if unknown else event_type,
             "size": size,
             "payload": self._redactor.model(event),
         }
@@ -262,7 +264,7 @@ class Recorder:
         )
         if isinstance(event_id, str):
             record["event_id"] = self._redactor.scrub_text(event_id[:128])
-        if isinstance(event, protocol.UnknownEvent):
+        if unknown:
             record["unknown"] = True
         elif problems := protocol.validate(event):
             record["problems"] = problems
