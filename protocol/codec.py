@@ -411,11 +411,9 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str]:
     return obj, ""
 
 
-def decoder(
-    direction: Direction, *, beta: bool = False, translation: bool = False
+def _make_decoder(
+    direction: Direction, beta: bool, translation: bool
 ) -> Callable[[bytes], Decoded]:
-    """`decode` for one protocol and direction, with the event table looked up once:
-    what a connection holds for each of its two legs."""
     protocol: Protocol = "translation" if translation else "beta" if beta else "ga"
     table = _TABLES[(protocol, direction)]
     loads = orjson.loads
@@ -450,11 +448,19 @@ def _not_an_event(obj: object, tag: object, data: bytes) -> UnknownEvent | Undec
 
 
 _DECODERS: Final = {
-    (direction, beta, translation): decoder(direction, beta=beta, translation=translation)
+    (direction, beta, translation): _make_decoder(direction, beta, translation)
     for direction in ("client", "server")
     for beta in (False, True)
     for translation in (False, True)
 }
+
+
+def decoder(
+    direction: Direction, *, beta: bool = False, translation: bool = False
+) -> Callable[[bytes], Decoded]:
+    """`decode` for one protocol and direction, its event table looked up once: what a
+    connection holds for each of its two legs. Built at import; never raises."""
+    return _DECODERS[(direction, beta, translation)]
 
 
 def decode(
