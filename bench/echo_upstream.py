@@ -4,8 +4,9 @@ server frame of the matching kind and size, carrying the client's `event_id` (a 
 event's own id) so the driver can time the round trip; all deltas belong to one item,
 as a real response's do:
 
-- `input_audio_buffer.append` (any size)  → `response.output_audio.delta` of the same audio
-- anything else                          → `response.output_text.delta` with a short delta
+- `input_audio_buffer.append` of ≥ 512 base64 characters → `response.output_audio.delta`
+  of the same audio
+- a shorter append, or anything else → `response.output_text.delta` with a short delta
 
 It greets each session with `session.created`. One process, uvloop.
 
@@ -28,8 +29,8 @@ def reply(frame: bytes) -> bytes:
     start = frame.find(_ID) + len(_ID)
     event_id = frame[start : frame.find(b'"', start)]
     audio_at = frame.find(_AUDIO)
-    if audio_at >= 0:
-        audio = frame[audio_at + len(_AUDIO) : frame.rfind(b'"')]
+    audio = frame[audio_at + len(_AUDIO) : frame.rfind(b'"')] if audio_at >= 0 else b""
+    if len(audio) >= 512:
         return (
             b'{"type":"response.output_audio.delta","event_id":"'
             + event_id

@@ -12,10 +12,14 @@ workers sharing the port with SO_REUSEPORT), `nginx` (Debian's package as a WebS
 proxy; skipped with a message if `nginx` is not installed), `litellm` (LiteLLM's proxy
 from `bench/.litellm/bin/litellm`; skipped with a message when absent). Measures:
 
-- added round-trip latency per frame (p50, p99) over the direct connection, for a 6.4 KB
-  audio append (answered by a 6.4 KB audio delta) and for a small event (answered by a
-  small text delta), one session, ping-pong;
-- CPU time of the target's processes per relayed frame, during those runs;
+- added round-trip latency per frame (p50, p99) over the direct connection, one session,
+  ping-pong, for three kinds of round trip: `audio`, a 6.4 KB audio append answered by a
+  6.4 KB audio delta; `small`, a small text delta (the upstream's answer to a 2 ms audio
+  append: both frames are high-volume events, which the default policy summarises);
+  `full`, a small client event the default policy logs in full (`conversation.item.retrieve`,
+  one `realtime.event` record per frame) answered by a small text delta;
+- CPU time of the target's processes per relayed frame, during the `audio` and `small`
+  runs (`CPU µs/fr`), and during the `full` runs (`CPU full`);
 - the highest paced rate (20 ms audio appends, 16 sessions) with p99 round trip ≤ 5 ms;
 - concurrent audio sessions at 50 frames/s each way (6.4 KB) sustained with p99 ≤ 20 ms;
 - resident memory per idle session (500 sessions).
@@ -85,8 +89,22 @@ def audio_frame(i: int, audio: str = AUDIO_100MS) -> bytes:
     return f'{{"type":"input_audio_buffer.append","event_id":"{i:08d}","audio":"{audio}"}}'.encode()
 
 
+AUDIO_2MS = _audio(2)  # 128 base64 characters: the upstream answers with a text delta
+
+
 def small_frame(i: int) -> bytes:
+    return audio_frame(i, AUDIO_2MS)
+
+
+def full_frame(i: int) -> bytes:
     return f'{{"type":"conversation.item.retrieve","event_id":"{i:08d}","item_id":"item_001"}}'.encode()
+
+
+KINDS: dict[str, Callable[[int], bytes]] = {
+    "audio": audio_frame,
+    "small": small_frame,
+    "full": full_frame,
+}
 
 
 def _item_id(data: bytes) -> int | None:
@@ -125,14 +143,24 @@ def _tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+    """CPU time of the processes, every thread: the scheduler's own nanosecond count
+    (`/proc/PID/task/TID/schedstat`), or clock ticks where that is not available."""
+    total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
+        for tid in tasks:
+            try:
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                try:
+                    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
+                    total += (int(fields.split()[11]) + int(fields.split()[12])) / TICK
+                except OSError:
+                    continue
+    return total
 
 
 def rss_bytes(pids: list[int]) -> int:
@@ -364,9 +392,9 @@ def p(values: list[float], q: float) -> float:
 
 @dataclass
 class Row:
-    latency: dict[str, list[float]] = field(default_factory=lambda: {"audio": [], "small": []})
-    cpu: float = 0.0
-    frames: int = 0
+    latency: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     max_rate: float = 0.0
     sessions: int = 0
     idle_kb: float = float("nan")
@@ -391,11 +419,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         for _ in range(args.rounds):
             for t in live:
-                before = cpu_seconds(t.pids())
-                for kind, make in (("audio", audio_frame), ("small", small_frame)):
+                for kind, make in KINDS.items():
+                    before = cpu_seconds(t.pids())
                     rows[t.name].latency[kind] += await ping_pong(t.url, make, args.samples)
-                rows[t.name].cpu += cpu_seconds(t.pids()) - before
-                rows[t.name].frames += 4 * args.samples  # each round trip is two frames, two kinds
+                    rows[t.name].cpu[kind] += cpu_seconds(t.pids()) - before
+                    rows[t.name].frames[kind] += 2 * args.samples  # a round trip is two frames
 
         print("max paced rate (20 ms appends, 16 sessions, p99 ≤ 5 ms)", flush=True)
         for t in live:
@@ -455,15 +483,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     direct = rows["direct"].latency
     out: dict[str, Any] = {}
     for name, row in rows.items():
+        proxied = name != "direct" and row.frames["audio"] > 0
         out[name] = {
-            "added_p50_audio_ms": p(row.latency["audio"], 0.5) - p(direct["audio"], 0.5),
-            "added_p99_audio_ms": p(row.latency["audio"], 0.99) - p(direct["audio"], 0.99),
-            "added_p50_small_ms": p(row.latency["small"], 0.5) - p(direct["small"], 0.5),
-            "added_p99_small_ms": p(row.latency["small"], 0.99) - p(direct["small"], 0.99),
-            "rtt_p50_audio_ms": p(row.latency["audio"], 0.5),
-            "rtt_p50_small_ms": p(row.latency["small"], 0.5),
-            "cpu_us_per_frame": row.cpu / row.frames * 1e6
-            if name != "direct" and row.frames
+            **{
+                f"added_{q}_{kind}_ms": p(row.latency[kind], v) - p(direct[kind], v)
+                for kind in KINDS
+                for q, v in (("p50", 0.5), ("p99", 0.99))
+            },
+            **{f"rtt_p50_{kind}_ms": p(row.latency[kind], 0.5) for kind in KINDS},
+            "cpu_us_per_frame": (row.cpu["audio"] + row.cpu["small"])
+            / (row.frames["audio"] + row.frames["small"])
+            * 1e6
+            if proxied
+            else None,
+            "cpu_us_per_frame_full": row.cpu["full"] / row.frames["full"] * 1e6
+            if proxied
             else None,
             "max_frames_per_s": row.max_rate,
             "audio_sessions": row.sessions,
@@ -483,7 +517,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'CPU µs/fr':>10} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
+        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'+p50 full':>11} {'CPU µs/fr':>10} {'CPU full':>9} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
     ]
     for name, r in results.items():
         if "skipped" in r:
@@ -492,28 +526,28 @@ def report(results: dict[str, Any]) -> str:
         lines.append(
             f"{name:10} {_fmt(r['added_p50_audio_ms'], '10.3f')}ms {_fmt(r['added_p99_audio_ms'], '10.3f')}ms "
             f"{_fmt(r['added_p50_small_ms'], '10.3f')}ms {_fmt(r['added_p99_small_ms'], '10.3f')}ms "
-            f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
+            f"{_fmt(r['added_p50_full_ms'], '10.3f')}ms "
+            f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['cpu_us_per_frame_full'], '9.1f')} "
+            f"{_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
         )
-    e, b, n = results.get("earshot", {}), results.get("bare", {}), results.get("nginx", {})
+    e = results.get("earshot", {})
     ratios = []
-    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in b:
-        for kind in ("audio", "small"):
-            ratios.append(
-                f"earshot/bare added p50 {kind}: {e[f'added_p50_{kind}_ms'] / b[f'added_p50_{kind}_ms']:.2f}×"
-            )
-        ratios.append(
-            f"earshot/bare CPU per frame: {e['cpu_us_per_frame'] / b['cpu_us_per_frame']:.2f}×"
-        )
-    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in n:
-        for kind in ("audio", "small"):
-            ratios.append(
-                f"earshot/nginx added p50 {kind}: {e[f'added_p50_{kind}_ms'] / n[f'added_p50_{kind}_ms']:.2f}×"
-            )
-    lith = results.get("litellm", {})
-    if "added_p50_audio_ms" in e and "added_p50_audio_ms" in lith:
-        ratios.append(
-            f"litellm/earshot added p50 audio: {lith['added_p50_audio_ms'] / e['added_p50_audio_ms']:.2f}×"
-        )
+    if "added_p50_audio_ms" in e:
+        for other, label in (("bare", "earshot/bare"), ("nginx", "earshot/nginx")):
+            o = results.get(other, {})
+            if "added_p50_audio_ms" not in o:
+                continue
+            for kind in KINDS:
+                key = f"added_p50_{kind}_ms"
+                ratios.append(f"{label} added p50 {kind}: {e[key] / o[key]:.2f}×")
+            if other == "bare":
+                for key, what in (("cpu_us_per_frame", ""), ("cpu_us_per_frame_full", " (full)")):
+                    ratios.append(f"{label} CPU per frame{what}: {e[key] / o[key]:.2f}×")
+        lith = results.get("litellm", {})
+        if "added_p50_audio_ms" in lith:
+            for kind in KINDS:
+                key = f"added_p50_{kind}_ms"
+                ratios.append(f"litellm/earshot added p50 {kind}: {lith[key] / e[key]:.2f}×")
     return "\n".join([*lines, "", *ratios])
 
 
