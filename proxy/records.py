@@ -288,8 +288,9 @@ class Recorder:
             summary = self._open_summary(key, now)
         summary.frames += 1
         summary.wire_bytes += size
-        if kind.fold is not None:
-            value = getattr(event, kind.fold)
+        # The measured field is a string, or UNSET where the protocol makes it optional.
+        value = getattr(event, kind.fold) if kind.fold is not None else None
+        if type(value) is str:
             if kind.audio:
                 n = base64_length(value)
                 summary.audio = True

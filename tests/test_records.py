@@ -177,6 +177,30 @@ def test_close_flushes_open_summaries() -> None:
     assert 100.0 == summary["ms"]
 
 
+def test_a_delta_without_its_optional_text_is_folded_as_a_frame() -> None:
+    """
+    A transcription delta may leave out `delta`: the frame is counted, with no characters,
+    not turned into an internal-error record.
+    """
+    recorder, sink = _recorder()
+    _send(
+        recorder,
+        "server",
+        type="conversation.item.input_audio_transcription.delta",
+        item_id="item_a",
+        content_index=0,
+    )
+
+    recorder.close()
+
+    (summary,) = sink.records("realtime.summary")
+    assert (1, "conversation.item.input_audio_transcription.delta") == (
+        summary["frames"],
+        summary["type"],
+    )
+    assert [] == sink.records("realtime.undecodable")
+
+
 def test_summaries_flush_at_least_every_interval() -> None:
     """
     A stream with no boundary is still summarised every `summary_interval` seconds.
