@@ -19,7 +19,8 @@ from `bench/.litellm/bin/litellm`; skipped with a message when absent). Measures
   `full`, a small client event the default policy logs in full (`conversation.item.retrieve`,
   one `realtime.event` record per frame) answered by a small text delta;
 - CPU time of the target's processes per relayed frame, during the `audio` and `small`
-  runs (`CPU µs/fr`), and during the `full` runs (`CPU full`);
+  runs (`CPU µs/fr`), during the `full` runs (`CPU full`), and under the steady load of
+  100 concurrent audio sessions below (`CPU load`, connecting excluded);
 - the highest paced rate (20 ms audio appends, 16 sessions) with p99 round trip ≤ 5 ms;
 - concurrent audio sessions at 50 frames/s each way (6.4 KB) sustained with p99 ≤ 20 ms;
 - resident memory per idle session (500 sessions).
@@ -88,6 +89,10 @@ AUDIO_20MS = _audio(20)
 def audio_frame(i: int, audio: str = AUDIO_100MS) -> bytes:
     return f'{{"type":"input_audio_buffer.append","event_id":"{i:08d}","audio":"{audio}"}}'.encode()
 
+
+# The concurrent-sessions step whose CPU per frame is reported (`CPU load`): audio at
+# 50 frames/s each way from this many sessions (or the largest step below it).
+LOAD_SESSIONS = 100
 
 AUDIO_2MS = _audio(2)  # 128 base64 characters: the upstream answers with a text delta
 
@@ -332,11 +337,18 @@ async def ping_pong(url: str, make: Callable[[int], bytes], n: int) -> list[floa
 
 
 async def paced(
-    url: str, sessions: int, per_session_rate: float, seconds: float, make: Callable[[int], bytes]
-) -> tuple[list[float], float]:
-    """Round-trip times (ms) under a paced load; returns them and the achieved round trips/s."""
+    url: str,
+    sessions: int,
+    per_session_rate: float,
+    seconds: float,
+    make: Callable[[int], bytes],
+    pids: list[int] | None = None,
+) -> tuple[list[float], float, float]:
+    """Round-trip times (ms) under a paced load; returns them, the achieved round trips/s
+    and the CPU seconds of `pids` while the load ran (connecting excluded)."""
     rtts: list[float] = []
     done = 0
+    window: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [
             await http.ws_connect(url, max_msg_size=0, headers=HEADERS) for _ in range(sessions)
@@ -377,10 +389,16 @@ async def paced(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+        async def meter() -> None:
+            await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+            before = cpu_seconds(pids or [])
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            window.append(cpu_seconds(pids or []) - before)
+
         await asyncio.gather(
-            *(one(ws, k / (sessions * per_session_rate)) for k, ws in enumerate(sockets))
+            meter(), *(one(ws, k / (sessions * per_session_rate)) for k, ws in enumerate(sockets))
         )
-    return rtts, done / seconds
+    return rtts, done / seconds, window[0]
 
 
 def p(values: list[float], q: float) -> float:
@@ -397,6 +415,7 @@ class Row:
     frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     max_rate: float = 0.0
     sessions: int = 0
+    load_cpu: float = float("nan")
     idle_kb: float = float("nan")
 
 
@@ -428,7 +447,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("max paced rate (20 ms appends, 16 sessions, p99 ≤ 5 ms)", flush=True)
         for t in live:
             for rate in args.rates:
-                rtts, achieved = await paced(
+                rtts, achieved, _ = await paced(
                     t.url, 16, rate / 16, args.step_seconds, lambda i: audio_frame(i, AUDIO_20MS)
                 )
                 ok = p(rtts, 0.99) <= 5.0 and achieved >= 0.95 * rate
@@ -443,7 +462,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("concurrent audio sessions (50 frames/s each way, 6.4 KB, p99 ≤ 20 ms)", flush=True)
         for t in live:
             for n in args.sessions:
-                rtts, achieved = await paced(t.url, n, 50.0, args.step_seconds, audio_frame)
+                rtts, achieved, cpu = await paced(
+                    t.url, n, 50.0, args.step_seconds, audio_frame, t.pids()
+                )
                 ok = p(rtts, 0.99) <= 20.0 and achieved >= 0.95 * 50 * n
                 print(
                     f"  {t.name:10} {n:4d} sessions: p99 {p(rtts, 0.99):7.2f} ms, {achieved:7.0f} rt/s {'ok' if ok else 'FAIL'}",
@@ -452,6 +473,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if not ok:
                     break
                 rows[t.name].sessions = n
+                if n <= LOAD_SESSIONS:
+                    # Two frames through the target per round trip.
+                    rows[t.name].load_cpu = cpu / (2 * achieved * args.step_seconds) * 1e6
 
         print(f"idle memory: {args.idle} sessions", flush=True)
         for t in live:
@@ -499,6 +523,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_us_per_frame_full": row.cpu["full"] / row.frames["full"] * 1e6
             if proxied
             else None,
+            "cpu_us_per_frame_load": row.load_cpu if proxied else None,
             "max_frames_per_s": row.max_rate,
             "audio_sessions": row.sessions,
             "idle_kb_per_session": row.idle_kb if name != "direct" else None,
@@ -517,7 +542,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'+p50 full':>11} {'CPU µs/fr':>10} {'CPU full':>9} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
+        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'+p50 full':>11} {'CPU µs/fr':>10} {'CPU full':>9} {'CPU load':>9} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
     ]
     for name, r in results.items():
         if "skipped" in r:
@@ -528,6 +553,7 @@ def report(results: dict[str, Any]) -> str:
             f"{_fmt(r['added_p50_small_ms'], '10.3f')}ms {_fmt(r['added_p99_small_ms'], '10.3f')}ms "
             f"{_fmt(r['added_p50_full_ms'], '10.3f')}ms "
             f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['cpu_us_per_frame_full'], '9.1f')} "
+            f"{_fmt(r['cpu_us_per_frame_load'], '9.1f')} "
             f"{_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
         )
     e = results.get("earshot", {})
@@ -541,7 +567,11 @@ def report(results: dict[str, Any]) -> str:
                 key = f"added_p50_{kind}_ms"
                 ratios.append(f"{label} added p50 {kind}: {e[key] / o[key]:.2f}×")
             if other == "bare":
-                for key, what in (("cpu_us_per_frame", ""), ("cpu_us_per_frame_full", " (full)")):
+                for key, what in (
+                    ("cpu_us_per_frame", ""),
+                    ("cpu_us_per_frame_full", " (full)"),
+                    ("cpu_us_per_frame_load", f" ({LOAD_SESSIONS} audio sessions)"),
+                ):
                     ratios.append(f"{label} CPU per frame{what}: {e[key] / o[key]:.2f}×")
         lith = results.get("litellm", {})
         if "added_p50_audio_ms" in lith:
