@@ -161,8 +161,9 @@ def cpu_seconds(pids: list[int]) -> float:
                 total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) / 1e9
             except (OSError, ValueError, IndexError):
                 try:
-                    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
-                    total += (int(fields.split()[11]) + int(fields.split()[12])) / TICK
+                    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                    fields = stat.rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / TICK
                 except OSError:
                     continue
     return total
