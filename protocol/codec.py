@@ -7,11 +7,13 @@ exact JSON type (`123` is not a string, `"false"` is not a bool), arrays and obj
 must be arrays and objects. It is lossless where cattrs would drop data: absent keys
 stay absent (`UNSET`), undeclared keys go to `extra`. `make_converter()` builds a fresh
 converter with these rules so that the redactor can add its own unstructure hooks on a
-converter of its own; the module's `CONVERTER` is built once, at import.
+converter of its own; the module's `CONVERTER` is built once, at import. Its model hooks
+are generated here as straight-line functions (the per-frame path); a second converter
+with cattrs' own detailed hooks only explains why a frame failed.
 
-`decode` never raises: a frame is a typed event, an `UnknownEvent` (a type we do not
-model, its fields kept) or an `Undecodable` with a reason that names a JSON path and
-types, never a value.
+`decode` (and `decoder`, the same bound to one protocol and direction) never raises: a
+frame is a typed event, an `UnknownEvent` (a type we do not model, its fields kept) or an
+`Undecodable` with a reason that names a JSON path and types, never a value.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Records: what one frame becomes in the log, per the event policy.
 
 A `Recorder` belongs to one WebSocket connection. For each frame, before the relay
-forwards it, `Recorder.frame` decodes a copy (`protocol`), redacts it (`redact`), and
+forwards it, `Recorder.text` decodes a copy (`protocol`), redacts it (`redact`), and
 hands the record to the logger: a `realtime.event`, a contribution to a
 `realtime.summary` (audio appends and deltas folded together until a natural
 boundary), or a `realtime.undecodable` with metadata only. It also follows the session:
