@@ -84,7 +84,10 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         autoclose=False,
         autoping=True,
         decode_text=False,
-        compress=True,
+        # permessage-deflate only where the upstream agreed to it too: the client gets
+        # what it would get connecting directly, and the proxy does not compress every
+        # frame for a browser (which always offers it) when the upstream does not.
+        compress=bool(up.compress),
     )
     started = time.monotonic()
     recorder = Recorder(
@@ -206,8 +209,14 @@ async def _ws_connect(
         autoping=True,
         decode_text=False,
         timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
+        # Offered upstream only if the client offered it (browsers always do).
+        compress=15 if _offers_deflate(request) else 0,
         proxy=None,
     )
+
+
+def _offers_deflate(request: web.Request) -> bool:
+    return "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "").lower()
 
 
 def _refuse(

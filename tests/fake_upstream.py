@@ -34,6 +34,7 @@ class FakeUpstream:
         self.stall = False
         self.on_request: Any = None  # called as each REST request arrives
         self.resume = asyncio.Event()
+        self.compress = True  # accept permessage-deflate when offered
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -66,6 +67,7 @@ class FakeUpstream:
             max_msg_size=64 * 1024 * 1024,
             decode_text=False,
             autoclose=True,
+            compress=self.compress,
         )
         await ws.prepare(request)
         self.sockets.append(ws)

@@ -40,20 +40,42 @@ async def test_proxy_held_key_replaces_client_credentials(
     assert "HELDbyTHEproxy" not in sink.text()
 
 
-async def test_compression_offered_by_the_client_is_accepted(
-    proxy: Any, fake: FakeUpstream
+@pytest.mark.parametrize("upstream_compresses", [True, False])
+async def test_compression_is_what_the_upstream_agrees_to(
+    proxy: Any, fake: FakeUpstream, upstream_compresses: bool
 ) -> None:
     """
-    A client offering permessage-deflate gets it, and frames still arrive exact.
+    A client offering permessage-deflate gets it when the upstream accepts it too (as it
+    would connecting directly), not otherwise; frames arrive exact both ways either way.
     """
+    fake.compress = upstream_compresses
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", compress=15)
     await ws.receive(timeout=5)
     frame = b'{"type":"input_audio_buffer.append","audio":"' + b"QUFB" * 2000 + b'"}'
+    reply = b'{"type":"response.output_audio.delta","delta":"' + b"QUFB" * 2000 + b'"}'
 
     await ws.send_frame(frame, WSMsgType.TEXT)
+    received = await fake.next_frame()
+    await fake.send(reply)
+    returned = await ws.receive(timeout=5)
 
-    assert 15 == ws.compress
-    assert frame == await fake.next_frame()
+    assert (15 if upstream_compresses else 0) == ws.compress
+    assert "permessage-deflate" in fake.handshakes[0]["headers"]["Sec-WebSocket-Extensions"]
+    assert (frame, reply) == (received, returned.data.encode())
+    await ws.close()
+
+
+async def test_compression_is_not_offered_upstream_unless_the_client_offers_it(
+    proxy: Any, fake: FakeUpstream
+) -> None:
+    """
+    A client that does not offer permessage-deflate has none on either leg.
+    """
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    await ws.receive(timeout=5)
+
+    assert 0 == ws.compress
+    assert "Sec-WebSocket-Extensions" not in fake.handshakes[0]["headers"]
     await ws.close()
 
 
