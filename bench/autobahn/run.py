@@ -49,11 +49,13 @@ def _free_port() -> int:
 
 
 def _wstest() -> str:
+    # The Python 2.7 install first: a pyenv shim named `wstest` on PATH exists but fails
+    # unless 2.7 is the selected version.
     for candidate in (
-        shutil.which("wstest"),
         os.path.expanduser("~/.pyenv/versions/2.7.18/bin/wstest"),
+        shutil.which("wstest"),
     ):
-        if candidate and Path(candidate).exists():
+        if candidate and Path(candidate).exists() and "/shims/" not in candidate:
             return candidate
     sys.exit("wstest not found: ~/.pyenv/versions/2.7.18/bin/pip install autobahntestsuite")
 
