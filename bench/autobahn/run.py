@@ -11,7 +11,8 @@ Autobahn|Testsuite through earshot, beside the same runs without it, in one comm
 
 It prints, per mode, the cases whose outcome through earshot is worse than directly,
 and writes `bench/results/autobahn.json`. Cases 9.* (performance), 12.* and 13.*
-(permessage-deflate) are excluded to keep the run short; `--all` includes them.
+(permessage-deflate) are excluded to keep the run short; `--all` includes them, and
+`--deflate` runs only 12.* and 13.* (to `bench/results/autobahn-deflate.json`).
 
 `wstest` runs on Python 2.7 (on these machines through pyenv):
 
@@ -223,9 +224,15 @@ async def suite_as_server(work: Path, exclude: list[str]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--all", action="store_true", help="include 9.*, 12.*, 13.*")
+    parser.add_argument(
+        "--deflate", action="store_true", help="only 12.*, 13.* (permessage-deflate)"
+    )
     parser.add_argument("--mode", choices=["both", "client", "server"], default="both")
     args = parser.parse_args()
-    exclude = [] if args.all else ["9.*", "12.*", "13.*"]
+    if args.deflate:
+        exclude = [f"{group}.*" for group in (1, 2, 3, 4, 5, 6, 7, 9, 10)]
+    else:
+        exclude = [] if args.all else ["9.*", "12.*", "13.*"]
     work = Path(tempfile.mkdtemp(prefix="earshot-autobahn-"))
     results: dict[str, Any] = {"excluded": exclude, "work": str(work)}
     if args.mode in ("both", "client"):
@@ -239,7 +246,8 @@ def main() -> None:
             for case, outcome in r["worse_through_earshot"].items():
                 print(f"  worse through earshot: {case}: {outcome}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "autobahn.json").write_text(json.dumps(results, indent=1))
+    name = "autobahn-deflate.json" if args.deflate else "autobahn.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
