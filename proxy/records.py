@@ -221,7 +221,7 @@ class Recorder:
             if mode == "summary":
                 self._fold(direction, kind, event, size)
             elif mode != "off":
-                self._record(direction, kind.type, event, size)
+                self._record(direction, kind, event, size)
         except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
 
@@ -245,17 +245,17 @@ class Recorder:
     def _record(
         self,
         direction: str,
-        event_type: str,
+        kind: _Kind,
         event: protocol.Event | protocol.UnknownEvent,
         size: int,
     ) -> None:
         """One `realtime.event` record: the whole event, redacted."""
-        AUDIO_BYTES_PER_MS.set(self._bpms(direction, event))
+        AUDIO_BYTES_PER_MS.set(self._bpms(direction, kind, event))
         unknown = isinstance(event, protocol.UnknownEvent)
         record: dict[str, Any] = {
             "direction": direction,
             # A modelled event's type is one of ours; only an unknown one came off the wire.
-            "type": self._redactor.scrub_text(event_type) if unknown else event_type,
+            "type": self._redactor.scrub_text(kind.type) if unknown else kind.type,
             "size": size,
             "payload": self._redactor.model(event),
         }
@@ -295,12 +295,7 @@ class Recorder:
                 n = base64_length(value)
                 summary.audio = True
                 summary.bytes += n
-                if kind.own_rate:
-                    summary.ms += n / self._bpms(direction, event)
-                else:
-                    summary.ms += n / (
-                        self.input_bpms if direction == "client" else self.output_bpms
-                    )
+                summary.ms += n / self._bpms(direction, kind, event)
             else:
                 summary.chars += len(value)
         if now - summary.started >= self._interval:
@@ -383,8 +378,10 @@ class Recorder:
                 bpms = bytes_per_ms(getattr(fmt, "type", None), getattr(fmt, "rate", None))
                 setattr(self, f"{side}_bpms", bpms)
 
-    def _bpms(self, direction: str, event: Any) -> float:
-        if isinstance(event, tr.OutputAudioDelta) and isinstance(event.sample_rate, int):
+    def _bpms(self, direction: str, kind: _Kind, event: Any) -> float:
+        """Bytes per millisecond of the audio `event` carries: its own rate (translation
+        deltas) or the session's format for its direction."""
+        if kind.own_rate and isinstance(event.sample_rate, int):
             channels = (
                 event.channels if isinstance(event.channels, int) and event.channels > 0 else 1
             )
