@@ -80,7 +80,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         protocols=(up.protocol,) if up.protocol else (),
         # aiohttp refuses a message whose size *equals* max_msg_size; ours is inclusive.
         max_msg_size=settings.limits.max_frame_bytes + 1,
-        heartbeat=settings.upstream.heartbeat,
+        heartbeat=settings.upstream.heartbeat or None,  # 0: no pings
         autoclose=False,
         autoping=True,
         decode_text=False,
@@ -204,7 +204,7 @@ async def _ws_connect(
         headers=state.upstream.headers(request.headers.items()),
         protocols=state.upstream.subprotocols(offered),
         max_msg_size=settings.limits.max_frame_bytes + 1,
-        heartbeat=settings.upstream.heartbeat,
+        heartbeat=settings.upstream.heartbeat or None,  # 0: no pings
         autoclose=False,
         autoping=True,
         decode_text=False,

@@ -168,12 +168,16 @@ def _check(s: Settings) -> list[str]:
             problems.append(f"config.upstream.forward_prefixes[{i}]: must look like /segment[/...]")
     for name, value in (
         ("upstream.connect_timeout", s.upstream.connect_timeout),
-        ("upstream.heartbeat", s.upstream.heartbeat),
         ("log.summary_interval", s.log.summary_interval),
+    ):
+        if value <= 0:
+            problems.append(f"config.{name}: must be positive")
+    for name, value in (
+        ("upstream.heartbeat", s.upstream.heartbeat),  # 0: no pings
         ("shutdown.grace_period", s.shutdown.grace_period),
     ):
-        if (value <= 0 and name != "shutdown.grace_period") or value < 0:
-            problems.append(f"config.{name}: must be positive")
+        if value < 0:
+            problems.append(f"config.{name}: must be 0 or more")
     for name, value in (
         ("max_frame_bytes", s.limits.max_frame_bytes),
         ("max_body_bytes", s.limits.max_body_bytes),

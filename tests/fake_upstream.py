@@ -35,6 +35,8 @@ class FakeUpstream:
         self.on_request: Any = None  # called as each REST request arrives
         self.resume = asyncio.Event()
         self.compress = True  # accept permessage-deflate when offered
+        self.autoping = True  # answer pings; when False, count them and answer none
+        self.pings = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -68,6 +70,7 @@ class FakeUpstream:
             decode_text=False,
             autoclose=True,
             compress=self.compress,
+            autoping=self.autoping,
         )
         await ws.prepare(request)
         self.sockets.append(ws)
@@ -76,6 +79,8 @@ class FakeUpstream:
         if self.greet:
             await ws.send_frame(session_created(beta, translation), WSMsgType.TEXT)
         async for msg in ws:
+            if msg.type is WSMsgType.PING:
+                self.pings += 1
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await self.frames.put((msg.type, msg.data))
                 if self.stall:

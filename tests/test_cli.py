@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("listen: {port: '80'}", "config.listen.port: must be an integer"),
         ("listen: {port: 70000}", "config.listen.port: must be between 0 and 65535"),
         ("listen: {prot: 80}", "config.listen: unknown key(s) prot"),
+        ("upstream: {connect_timeout: 0}", "config.upstream.connect_timeout: must be positive"),
+        ("upstream: {heartbeat: -1}", "config.upstream.heartbeat: must be 0 or more"),
         (
             "log: {events: {default: full, '*.delta': sometimes}}",
             "config.log.events.*.delta: must be full, summary or off",

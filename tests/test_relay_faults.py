@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
+from operator import itemgetter
 from typing import Any
 
 import pytest
@@ -187,6 +189,51 @@ async def test_ping_storm_keeps_the_session(proxy: Any, fake: FakeUpstream) -> N
     await ws.send_str('{"type":"input_audio_buffer.clear"}')
 
     assert b'{"type":"input_audio_buffer.clear"}' == await fake.next_frame()
+    await ws.close()
+
+
+async def test_a_client_that_stops_answering_pings_is_dropped_with_its_upstream(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    With `upstream.heartbeat`, a client whose pongs stop coming (a phone gone out of
+    range, a NAT that forgot the flow) is dropped, and its upstream session closed.
+    """
+    proxy = await make_proxy(upstream={"heartbeat": 0.2})
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", autoping=False)
+    await ws.receive(timeout=5)
+
+    kinds = []
+    while not ws.closed:
+        kinds.append((await ws.receive(timeout=5)).type)
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    await asyncio.sleep(0.05)
+
+    assert [WSMsgType.PING, WSMsgType.CLOSED] == kinds
+    assert [1001] == fake.close_codes
+    assert ("client", 1006) == itemgetter("closed_by", "code")(sink.records("ws.close")[0])
+    assert [] == _pumps()
+
+
+@pytest.mark.parametrize("heartbeat", [0.2, 0])
+async def test_heartbeat_pings_both_legs_unless_it_is_0(
+    make_proxy: ProxyFactory, fake: FakeUpstream, heartbeat: float
+) -> None:
+    """
+    `upstream.heartbeat` pings the client and the upstream; 0 sends no pings on either
+    leg (a peer that vanishes is then noticed only when TCP gives up on it).
+    """
+    fake.autoping = False
+    proxy = await make_proxy(upstream={"heartbeat": heartbeat})
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", autoping=False)
+    await ws.receive(timeout=5)
+
+    client_pings = 0
+    with contextlib.suppress(TimeoutError):
+        while (await ws.receive(timeout=0.6)).type is WSMsgType.PING:
+            client_pings += 1
+
+    assert (heartbeat > 0, heartbeat > 0) == (client_pings > 0, fake.pings > 0)
     await ws.close()
 
 
