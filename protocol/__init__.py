@@ -9,6 +9,8 @@ from __future__ import annotations
 from protocol.base import Direction, Event, Model, Undecodable, UnknownEvent
 from protocol.codec import (
     CONVERTER,
+    EVENT_SETS,
+    EventSet,
     decode,
     decode_rest,
     decoder,
@@ -21,6 +23,8 @@ from protocol.validate import validate
 __all__ = [
     "CONVERTER",
     "Direction",
+    "EVENT_SETS",
+    "EventSet",
     "Event",
     "Model",
     "Undecodable",

@@ -40,7 +40,8 @@ from protocol.items import FlatItem, FlatTool, Item, Tool
 from protocol.rest import REST_BODIES
 from protocol.types import UNSET, Extras, Json, Unset
 
-Protocol = Literal["ga", "beta", "translation"]
+EventSet = Literal["ga", "beta", "translation"]
+EVENT_SETS: Final[tuple[EventSet, ...]] = ("ga", "beta", "translation")
 Decoded = Event | UnknownEvent | Undecodable
 
 _JSON_TYPE_NAMES: Final = {
@@ -352,7 +353,7 @@ def _flat_structure_fn(cls: type[Model], conv: Converter) -> Callable[[object, o
 CONVERTER: Final = make_converter()
 _EXPLAINER: Final = make_converter(detailed_validation=True)
 
-_EVENT_SETS: Final[dict[tuple[Protocol, Direction], tuple[type[Event], ...]]] = {
+_EVENT_SETS: Final[dict[tuple[EventSet, Direction], tuple[type[Event], ...]]] = {
     # The spec keeps the transcription-session events in its GA schemas too.
     ("ga", "client"): (*ga_events.CLIENT_EVENTS, beta_events.TranscriptionSessionUpdate),
     ("ga", "server"): (
@@ -367,14 +368,26 @@ _EVENT_SETS: Final[dict[tuple[Protocol, Direction], tuple[type[Event], ...]]] = 
 }
 
 
-def event_classes(protocol: Protocol, direction: Direction) -> tuple[type[Event], ...]:
+def event_classes(protocol: EventSet, direction: Direction) -> tuple[type[Event], ...]:
     """Every event class of one protocol and direction."""
     return _EVENT_SETS[(protocol, direction)]
 
 
+def _table(protocol: EventSet, direction: Direction) -> dict[str, Any]:
+    """Type tag → (class, hook) for one socket: its own set first, then every name that the
+    other sets define (Azure sends beta names on GA paths); where those share a name,
+    GA's class is taken before beta's, and beta's before translation's."""
+    table: dict[str, Any] = {}
+    for proto in (protocol, *(p for p in EVENT_SETS if p != protocol)):
+        for cls in _EVENT_SETS[(proto, direction)]:
+            table.setdefault(cls.TYPE, (cls, CONVERTER.get_structure_hook(cls)))
+    return table
+
+
 _TABLES: Final = {
-    key: {cls.TYPE: (cls, CONVERTER.get_structure_hook(cls)) for cls in classes}
-    for key, classes in _EVENT_SETS.items()
+    (protocol, direction): _table(protocol, direction)
+    for protocol in EVENT_SETS
+    for direction in ("client", "server")
 }
 
 
@@ -413,10 +426,7 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str]:
     return obj, ""
 
 
-def _make_decoder(
-    direction: Direction, beta: bool, translation: bool
-) -> Callable[[bytes], Decoded]:
-    protocol: Protocol = "translation" if translation else "beta" if beta else "ga"
+def _make_decoder(direction: Direction, protocol: EventSet) -> Callable[[bytes], Decoded]:
     table = _TABLES[(protocol, direction)]
     loads = orjson.loads
 
@@ -450,30 +460,25 @@ def _not_an_event(obj: object, tag: object, data: bytes) -> UnknownEvent | Undec
 
 
 _DECODERS: Final = {
-    (direction, beta, translation): _make_decoder(direction, beta, translation)
+    (direction, protocol): _make_decoder(direction, protocol)
     for direction in ("client", "server")
-    for beta in (False, True)
-    for translation in (False, True)
+    for protocol in EVENT_SETS
 }
 
 
-def decoder(
-    direction: Direction, *, beta: bool = False, translation: bool = False
-) -> Callable[[bytes], Decoded]:
-    """`decode` for one protocol and direction, its event table looked up once: what a
+def decoder(direction: Direction, protocol: EventSet = "ga") -> Callable[[bytes], Decoded]:
+    """`decode` for one direction of one socket, its event table looked up once: what a
     connection holds for each of its two legs. Built at import; never raises."""
-    return _DECODERS[(direction, beta, translation)]
+    return _DECODERS[(direction, protocol)]
 
 
-def decode(
-    data: bytes,
-    direction: Direction,
-    *,
-    beta: bool = False,
-    translation: bool = False,
-) -> Decoded:
-    """Decode one text frame. Never raises."""
-    return _DECODERS[(direction, beta, translation)](data)
+def decode(data: bytes, direction: Direction, protocol: EventSet = "ga") -> Decoded:
+    """Decode one text frame. Never raises.
+
+    `protocol` is the socket's event set (GA, the beta protocol, or the translation
+    socket): it settles the names that several sets share. A name only another set
+    defines decodes too, as that set's event."""
+    return _DECODERS[(direction, protocol)](data)
 
 
 def _explain(obj: dict[str, Any], cls: type) -> str:

@@ -63,7 +63,7 @@ class ConversationItemCreate(Event):
     """Client adds an item to the conversation."""
 
     TYPE: ClassVar[str] = "conversation.item.create"
-    previous_item_id: Opt[str | None] = UNSET
+    previous_item_id: Opt[str] = UNSET
     item: Item
 
 
@@ -154,7 +154,7 @@ class ConversationItemCreated(Event):
     """An item was added to the conversation."""
 
     TYPE: ClassVar[str] = "conversation.item.created"
-    previous_item_id: Opt[str | None] = UNSET
+    previous_item_id: Opt[str] = UNSET
     item: Item
 
 
@@ -250,7 +250,7 @@ class InputAudioBufferCommitted(Event):
     """The input buffer became a user item."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.committed"
-    previous_item_id: Opt[str | None] = UNSET
+    previous_item_id: Opt[str] = UNSET
     item_id: Opt[str] = UNSET
 
 
@@ -455,7 +455,7 @@ class ResponseMcpCallArgumentsDelta(_InResponse):
 
     TYPE: ClassVar[str] = "response.mcp_call_arguments.delta"
     delta: ToolText
-    obfuscation: Opt[str | None] = UNSET
+    obfuscation: Opt[str] = UNSET
 
 
 @define(kw_only=True)

@@ -37,8 +37,8 @@ class ContentPart(Model):
 
     type: Opt[str] = UNSET
     text: Opt[Text] = UNSET
-    audio: Opt[Audio | None] = field(default=UNSET, repr=False)
-    transcript: Opt[Transcript | None] = UNSET
+    audio: Opt[Audio] = field(default=UNSET, repr=False)
+    transcript: Opt[Transcript] = UNSET
     image_url: Opt[Image] = field(default=UNSET, repr=False)
     detail: Opt[str] = UNSET
     id: Opt[str] = UNSET
@@ -86,7 +86,7 @@ class McpError(Model):
     """Why an MCP call failed (protocol, tool execution or HTTP error)."""
 
     type: Opt[str] = UNSET
-    code: Opt[int | None] = UNSET
+    code: Opt[int] = UNSET
     message: Opt[Detail] = UNSET
 
 
@@ -98,9 +98,9 @@ class McpCallItem(_Item):
     server_label: Opt[str] = UNSET
     name: Opt[str] = UNSET
     arguments: Opt[ToolText] = UNSET
-    approval_request_id: Opt[str | None] = UNSET
-    output: Opt[ToolText | None] = UNSET
-    error: Opt[McpError | None] = UNSET
+    approval_request_id: Opt[str] = UNSET
+    output: Opt[ToolText] = UNSET
+    error: Opt[McpError] = UNSET
 
 
 @define(kw_only=True)
@@ -108,7 +108,7 @@ class McpToolDescription(Model):
     """A tool an MCP server offers."""
 
     name: Opt[str] = UNSET
-    description: Opt[Detail | None] = UNSET
+    description: Opt[Detail] = UNSET
     input_schema: Opt[Json] = UNSET
     annotations: Opt[Json] = UNSET
 
@@ -139,7 +139,7 @@ class McpApprovalResponseItem(_Item):
     TYPE: ClassVar[str] = "mcp_approval_response"
     approval_request_id: Opt[str] = UNSET
     approve: Opt[bool] = UNSET
-    reason: Opt[ToolText | None] = UNSET
+    reason: Opt[ToolText] = UNSET
 
 
 @define(kw_only=True)
@@ -199,8 +199,8 @@ class McpTool(Model):
     server_label: Opt[str] = UNSET
     server_url: Opt[Url] = UNSET
     connector_id: Opt[str] = UNSET
-    authorization: Opt[Secret | None] = field(default=UNSET, repr=False)
-    headers: Opt[dict[str, Secret] | None] = field(default=UNSET, repr=False)
+    authorization: Opt[Secret] = field(default=UNSET, repr=False)
+    headers: Opt[dict[str, Secret]] = field(default=UNSET, repr=False)
     allowed_tools: Opt[Json] = UNSET
     require_approval: Opt[Json] = UNSET
     server_description: Opt[Detail] = UNSET
@@ -228,8 +228,8 @@ class PromptVariableInput(Model):
 
     type: Opt[str] = UNSET
     text: Opt[Text] = UNSET
-    image_url: Opt[Image | None] = field(default=UNSET, repr=False)
-    file_id: Opt[str | None] = UNSET
+    image_url: Opt[Image] = field(default=UNSET, repr=False)
+    file_id: Opt[str] = UNSET
     file_data: Opt[Image] = field(default=UNSET, repr=False)
     file_url: Opt[Image] = field(default=UNSET, repr=False)
     filename: Opt[str] = UNSET
@@ -241,5 +241,5 @@ class Prompt(Model):
     """A reference to a stored prompt template and its variables."""
 
     id: Opt[str] = UNSET
-    version: Opt[str | None] = UNSET
-    variables: Opt[dict[str, Text | PromptVariableInput] | None] = UNSET
+    version: Opt[str] = UNSET
+    variables: Opt[dict[str, Text | PromptVariableInput]] = UNSET

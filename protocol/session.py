@@ -41,7 +41,7 @@ class TranscriptionConfig(Model):
     """Which model transcribes input audio, and with what hints."""
 
     model: Opt[str] = UNSET
-    language: Opt[str | None] = UNSET
+    language: Opt[str] = UNSET
     languages: Opt[list[str]] = UNSET
     prompt: Opt[Instructions] = UNSET
     keywords: Opt[list[Detail]] = UNSET
@@ -54,7 +54,7 @@ class AudioInput(Model):
 
     format: Opt[AudioFormat] = UNSET
     noise_reduction: Opt[Json] = UNSET
-    transcription: Opt[TranscriptionConfig | None] = UNSET
+    transcription: Opt[TranscriptionConfig] = UNSET
     turn_detection: Opt[Json] = UNSET
 
 
@@ -88,14 +88,14 @@ class Session(Model):
     instructions: Opt[Instructions] = UNSET
     output_modalities: Opt[list[str]] = UNSET
     audio: Opt[AudioConfig] = UNSET
-    include: Opt[list[str] | None] = UNSET
+    include: Opt[list[str]] = UNSET
     tools: Opt[list[Tool]] = UNSET
     tool_choice: Opt[Json] = UNSET
     parallel_tool_calls: Opt[bool] = UNSET
     max_output_tokens: Opt[Json] = UNSET
     tracing: Opt[Json] = UNSET
     truncation: Opt[Json] = UNSET
-    prompt: Opt[Prompt | None] = UNSET
+    prompt: Opt[Prompt] = UNSET
     reasoning: Opt[Json] = UNSET
     client_secret: Opt[ClientSecret] = UNSET
 
@@ -114,7 +114,7 @@ class BetaSession(Model):
     voice: Opt[Json] = UNSET
     input_audio_format: Opt[str] = UNSET
     output_audio_format: Opt[str] = UNSET
-    input_audio_transcription: Opt[TranscriptionConfig | None] = UNSET
+    input_audio_transcription: Opt[TranscriptionConfig] = UNSET
     turn_detection: Opt[Json] = UNSET
     input_audio_noise_reduction: Opt[Json] = UNSET
     speed: Opt[float] = UNSET
@@ -123,8 +123,8 @@ class BetaSession(Model):
     tool_choice: Opt[Json] = UNSET
     temperature: Opt[float] = UNSET
     max_response_output_tokens: Opt[Json] = UNSET
-    include: Opt[list[str] | None] = UNSET
-    prompt: Opt[Prompt | None] = UNSET
+    include: Opt[list[str]] = UNSET
+    prompt: Opt[Prompt] = UNSET
     client_secret: Opt[ClientSecret] = UNSET
 
 
@@ -134,7 +134,7 @@ class ResponseParams(Model):
 
     conversation: Opt[str] = UNSET
     metadata: Opt[Json] = UNSET
-    prompt: Opt[Prompt | None] = UNSET
+    prompt: Opt[Prompt] = UNSET
     instructions: Opt[Instructions] = UNSET
     input: Opt[list[Item]] = UNSET
     output_modalities: Opt[list[str]] = UNSET
@@ -162,7 +162,7 @@ class Response(Model):
     output: Opt[list[Item]] = UNSET
     metadata: Opt[Json] = UNSET
     usage: Opt[Json] = UNSET
-    conversation_id: Opt[str | None] = UNSET
+    conversation_id: Opt[str] = UNSET
     output_modalities: Opt[list[str]] = UNSET
     modalities: Opt[list[str]] = UNSET
     audio: Opt[AudioConfig] = UNSET
@@ -177,7 +177,7 @@ class ErrorInfo(Model):
     """An error's details; `message` may quote user input, so it is text."""
 
     type: Opt[str] = UNSET
-    code: Opt[str | None] = UNSET
+    code: Opt[str] = UNSET
     message: Opt[Detail] = UNSET
-    param: Opt[str | None] = UNSET
-    event_id: Opt[str | None] = UNSET
+    param: Opt[str] = UNSET
+    event_id: Opt[str] = UNSET

@@ -29,8 +29,12 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 T = TypeVar("T")
-Opt: TypeAlias = T | Unset
-"""A field that may be absent from the wire object."""
+Opt: TypeAlias = T | Unset | None
+"""An optional field: absent from the wire object (`UNSET`) or `null` (`None`), kept apart.
+
+Real peers send `null` where the spec types a value as non-null (OpenAI's own
+`transcription.prompt`, LiveKit's `response.instructions`), so every optional field
+accepts it; only a required field that is `null` makes an event undecodable."""
 
 Secret = NewType("Secret", str)
 """A credential: API keys, MCP authorization and header values, client secrets."""

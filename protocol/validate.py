@@ -24,7 +24,7 @@ ALLOWED_PARTS: Final[dict[str, frozenset[str]]] = {
 
 
 def _message_problems(item: MessageItem, path: str) -> list[str]:
-    if item.role is UNSET:
+    if item.role is UNSET or item.role is None:
         return [f"{path}.role: required for a message"]
     allowed = ALLOWED_PARTS.get(item.role)
     if allowed is None:

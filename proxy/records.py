@@ -118,7 +118,7 @@ def _unknown_kind(event: protocol.Event | protocol.UnknownEvent) -> _Kind:
 
 _KINDS: Final[dict[type, _Kind]] = {
     cls: _kind(cls)
-    for proto in ("ga", "beta", "translation")
+    for proto in protocol.EVENT_SETS
     for direction in ("client", "server")
     for cls in protocol.event_classes(proto, direction)
 }
@@ -181,16 +181,14 @@ class Recorder:
         redactor: Redactor,
         policy: EventPolicy,
         *,
-        beta: bool = False,
-        translation: bool = False,
+        event_set: protocol.EventSet = "ga",
         summary_interval: float = 5.0,
     ) -> None:
         self.log = log
         self._redactor = redactor
         self._policy = policy
         self._decoders = {
-            direction: protocol.decoder(direction, beta=beta, translation=translation)
-            for direction in ("client", "server")
+            direction: protocol.decoder(direction, event_set) for direction in ("client", "server")
         }
         self._interval = summary_interval
         self._summaries: dict[tuple[Any, ...], Summary] = {}

@@ -21,7 +21,7 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from protocol import Direction
+from protocol import Direction, EventSet
 from proxy.context import APP, AppState
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY
@@ -58,8 +58,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     offered = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
-    beta = BETA_SUBPROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
-    translation = request.path.rstrip("/").endswith("/realtime/translations")
+    event_set = _event_set(request, offered)
     conn = conn_id()
     # The connection's context, bound once: every record of the session carries it.
     model = request.query.get("model") or request.query.get("deployment")
@@ -94,8 +93,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         log,
         state.redactor,
         state.event_policy,
-        beta=beta,
-        translation=translation,
+        event_set=event_set,
         summary_interval=settings.log.summary_interval,
     )
     client_leg, upstream_leg = _Leg(), _Leg()
@@ -103,9 +101,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     state.sessions.add(ws)
     state.recorders.add(recorder)
     state.metrics.sessions_active.inc()
-    state.metrics.sessions.labels(
-        protocol="translation" if translation else "beta" if beta else "ga"
-    ).inc()
+    state.metrics.sessions.labels(protocol=event_set).inc()
     pump: asyncio.Task[str] | None = None
     try:
         await ws.prepare(request)
@@ -113,8 +109,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             "ws.open",
             path=state.redactor.url(request.path_qs)[:512],
             **_model_or_call(request, state),
-            protocol="beta" if beta else "ga",
-            surface="translation" if translation else "realtime",
+            protocol="beta" if event_set == "beta" else "ga",
+            surface="translation" if event_set == "translation" else "realtime",
             subprotocol=up.protocol,
             headers=state.redactor.headers(request.headers.items()),
         )
@@ -173,6 +169,15 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             + recorder.counts["server"].undecodable,
         )
     return ws
+
+
+def _event_set(request: web.Request, offered: list[str]) -> EventSet:
+    """The socket's event set, worked out once per session from its path and handshake."""
+    if request.path.rstrip("/").endswith("/realtime/translations"):
+        return "translation"
+    if BETA_SUBPROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", ""):
+        return "beta"
+    return "ga"
 
 
 async def _dial(

@@ -67,7 +67,8 @@ def render_body(
             return redactor.scrub(orjson.loads(body))
         except orjson.JSONDecodeError:
             return {"bytes": len(body), "undecodable": "invalid JSON"}
-    if media == "application/sdp":
+    # OpenAI answers a `calls` offer with its SDP as `text/plain`: recognised by its first line.
+    if media == "application/sdp" or body[:4] == b"v=0\r" or body[:4] == b"v=0\n":
         return {"sdp": redactor.sdp(body.decode("utf-8", "replace"))}
     if media == "multipart/form-data":
         return _render_multipart(redactor, body, content_type, response=response)

@@ -37,6 +37,8 @@ class FakeUpstream:
         self.compress = True  # accept permessage-deflate when offered
         self.autoping = True  # answer pings; when False, count them and answer none
         self.pings = 0
+        # Canned REST answers, taken in order: (status, headers, body).
+        self.answers: list[tuple[int, list[tuple[str, str]], bytes]] = []
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -109,6 +111,12 @@ class FakeUpstream:
                 "body": body,
             }
         )
+        if self.answers:
+            status, headers, answer = self.answers.pop(0)
+            response = web.Response(status=status, body=answer)
+            for name, value in headers:
+                response.headers.add(name, value)
+            return response
         path = request.path
         if path.endswith("/realtime/calls"):
             return web.Response(

@@ -15,6 +15,7 @@ import hashlib
 
 import orjson
 
+import protocol
 from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import _SECRET_KEY, Policy, Redactor
@@ -43,15 +44,13 @@ def check(data: bytes) -> None:
         return
     flags, template = data[0], data[1:]
     direction = "client" if flags & 1 else "server"
-    protocol_kind = (flags >> 1) % 3
+    event_set = protocol.EVENT_SETS[(flags >> 1) % 3]
     policy = POLICIES[(flags >> 3) & 1]
     canary = "Zq" + hashlib.sha256(data).hexdigest()[:20] + "X9"
     audio = base64.b64encode(canary.encode() * 4).decode()
     frame = template.replace(b"CANARY", canary.encode()).replace(b"AUDIOB64", audio.encode())
     sink = _Sink()
-    recorder = Recorder(
-        make_logger(sink), REDACTOR, policy, beta=protocol_kind == 1, translation=protocol_kind == 2
-    )
+    recorder = Recorder(make_logger(sink), REDACTOR, policy, event_set=event_set)
     recorder.text(direction, frame)  # type: ignore[arg-type]
     recorder.close()
     text = b"".join(sink.lines).decode()

@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
+import yaml
+
 DATA = Path(__file__).parent / "data"
 PROTOCOLS = ("ga", "beta", "translation")
-
-
-def decode_kwargs(proto: str) -> dict[str, bool]:
-    return {"beta": proto == "beta", "translation": proto == "translation"}
 
 
 def parse_lenient(text: str) -> list[dict[str, Any]]:
@@ -66,3 +65,31 @@ def sdk_field_paths() -> list[tuple[str, str, str, str, str]]:
                 field, _, typ = line.strip().rpartition(": ")
                 out.append((proto, direction, event, field, typ))
     return out
+
+
+def recorded_sessions() -> list[tuple[str, list[tuple[str, bytes]]]]:
+    """(name, [(direction, frame)]) for every recorded WebSocket session, in wire order."""
+    out = []
+    for path in sorted((DATA / "recordings" / "test_openai_ws").glob("*.yaml")):
+        interactions = yaml.safe_load(path.read_text())["interactions"]
+        frames = [
+            ("client" if i["direction"] == "sent" else "server", orjson.dumps(i["data"]))
+            for i in interactions
+            if i.get("kind") == "message"
+        ]
+        out.append((path.stem, frames))
+    return out
+
+
+def recorded_exchanges() -> list[tuple[str, dict[str, Any]]]:
+    """(name, interaction) for every recorded REST exchange (VCR cassettes)."""
+    out = []
+    for path in sorted((DATA / "recordings" / "test_webrtc").glob("*.yaml")):
+        for i, interaction in enumerate(yaml.safe_load(path.read_text())["interactions"]):
+            out.append((f"{path.stem}[{i}]", interaction))
+    return out
+
+
+def sdk_event_types() -> set[str]:
+    """Every event type the `openai` SDK defines, in any protocol and direction."""
+    return {event for _, _, event, _, _ in sdk_field_paths()}

@@ -16,7 +16,7 @@ import protocol
 from protocol import events as ga
 from protocol.items import FlatItem, McpTool, MessageItem
 from protocol.types import UNSET
-from tests.helpers import corpus, decode_kwargs, sdk_field_paths, spec_examples
+from tests.helpers import corpus, sdk_field_paths, spec_examples
 
 EXAMPLES = spec_examples()
 
@@ -30,7 +30,7 @@ def test_every_spec_example_decodes_to_its_class(
     """
     Each example event of the reference spec decodes to the class with its type tag.
     """
-    decoded = protocol.decode(orjson.dumps(event), direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(orjson.dumps(event), direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, protocol.Event), decoded
     assert event["type"] == type(decoded).TYPE
@@ -45,7 +45,7 @@ def test_every_spec_example_round_trips(
     """
     Unstructuring a decoded example gives back exactly the parsed JSON object.
     """
-    decoded = protocol.decode(orjson.dumps(event), direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(orjson.dumps(event), direction, proto)  # type: ignore[arg-type]
 
     assert event == protocol.unstructure(decoded)  # type: ignore[arg-type]
 
@@ -58,7 +58,7 @@ def test_corpus_events_decode_and_round_trip(proto: str, direction: str, frame: 
     """
     Every corpus event (every field of every class filled) decodes and round-trips.
     """
-    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, protocol.Event)
     assert not isinstance(decoded, protocol.UnknownEvent)
@@ -148,7 +148,7 @@ def test_every_sdk_field_is_declared(
     classes = {c.TYPE: c for c in protocol.event_classes(proto, direction)}  # type: ignore[arg-type]
     event = _event_with(event_type, classes[event_type], path, typ)
 
-    decoded = protocol.decode(orjson.dumps(event), direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(orjson.dumps(event), direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, classes[event_type]), decoded
     assert None is _lands_in_extra(decoded, path)
@@ -333,7 +333,7 @@ def test_tools_is_a_list_in_every_shape() -> None:
     ]
 
     for frame, beta in frames:
-        decoded = protocol.decode(frame, "client", beta=beta)
+        decoded = protocol.decode(frame, "client", "beta" if beta else "ga")
         inner = getattr(decoded, "session", None) or decoded.response  # type: ignore[union-attr]
         assert 2 == len(inner.tools), frame
 
@@ -343,21 +343,42 @@ def test_untagged_beta_item_decodes_flat() -> None:
     A beta item without `type` decodes as the flat item, its arguments still tool text.
     """
     decoded = protocol.decode(
-        b'{"type":"conversation.item.create","item":{"arguments":"{}"}}', "client", beta=True
+        b'{"type":"conversation.item.create","item":{"arguments":"{}"}}', "client", "beta"
     )
 
     assert isinstance(decoded, ga.ConversationItemCreate)
     assert FlatItem(arguments="{}") == decoded.item  # type: ignore[arg-type]
 
 
-def test_beta_wire_names_decode_under_beta() -> None:
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"type":"response.audio.delta","delta":"AAAA","response_id":"resp_1"}',
+        b'{"type":"response.text.delta","delta":"Hi","item_id":"item_1"}',
+        b'{"type":"response.audio_transcript.done","transcript":"Hi"}',
+    ],
+)
+@pytest.mark.parametrize("proto", ["ga", "beta", "translation"])
+def test_a_name_only_the_beta_set_defines_decodes_on_any_socket(frame: bytes, proto: str) -> None:
     """
-    Beta output event names decode under the beta protocol and not under GA.
+    Beta output names decode as beta events whatever the socket (Azure sends them on GA
+    paths without the beta header): no protocol needs naming for them.
     """
-    frame = b'{"type":"response.audio.delta","delta":"AAAA"}'
+    decoded = protocol.decode(frame, "server", proto)  # type: ignore[arg-type]
 
-    assert "response.audio.delta" == type(protocol.decode(frame, "server", beta=True)).TYPE  # type: ignore[union-attr]
-    assert isinstance(protocol.decode(frame, "server"), protocol.UnknownEvent)
+    assert orjson.loads(frame)["type"] == type(decoded).TYPE  # type: ignore[union-attr]
+    assert type(decoded).__module__ == "protocol.beta"
+
+
+def test_the_named_protocol_settles_a_shared_name() -> None:
+    """
+    `session.update` is in every set: the socket's protocol decides which class it is,
+    and with none named it is GA's.
+    """
+    frame = b'{"type":"session.update","session":{"modalities":["text"]}}'
+
+    assert type(protocol.decode(frame, "client")) is ga.SessionUpdate
+    assert type(protocol.decode(frame, "client", "beta")).__name__ == "BetaSessionUpdate"
 
 
 @pytest.mark.parametrize(
@@ -446,3 +467,25 @@ def test_rest_body_of_wrong_type_is_undecodable() -> None:
     decoded = protocol.decode_rest("calls/reject", b'{"status_code":"486"}')
 
     assert protocol.Undecodable(reason="$.status_code: expected int, got str", size=21) == decoded
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # LiveKit's plugin, on every generate_reply():
+        b'{"type":"response.create","response":{"instructions":null,"tools":null,'
+        b'"conversation":null,"output_modalities":null,"input":null,"audio":null}}',
+        b'{"type":"session.update","session":{"type":"realtime","instructions":null,'
+        b'"tools":null,"output_modalities":null,"audio":null}}',
+        b'{"type":"conversation.item.create","item":{"id":null,"type":"message","role":"user",'
+        b'"content":[{"type":"input_text","text":"hi"}]}}',
+    ],
+)
+def test_what_real_clients_send_with_nulls_decodes(frame: bytes) -> None:
+    """
+    Frames real clients send, with `null` in optional fields, decode typed and round-trip.
+    """
+    decoded = protocol.decode(frame, "client")
+
+    assert isinstance(decoded, protocol.Event), decoded
+    assert orjson.loads(frame) == protocol.unstructure(decoded)

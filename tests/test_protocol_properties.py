@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protocol
 from protocol.codec import _EXPLAINER
-from tests.helpers import corpus, decode_kwargs
+from protocol.types import UNSET
+from tests.helpers import corpus
 
 CORPUS = corpus()
 JSON_SCALARS = (
@@ -43,7 +45,7 @@ def test_decode_never_raises_on_arbitrary_bytes(data: bytes, direction: str, pro
     """
     Arbitrary bytes decode to something, never an exception.
     """
-    decoded = protocol.decode(data, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(data, direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, protocol.Event | protocol.UnknownEvent | protocol.Undecodable)
 
@@ -96,7 +98,7 @@ def test_decode_never_raises_on_mutated_events(event: tuple[str, str, bytes]) ->
     """
     proto, direction, frame = event
 
-    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, protocol.Event | protocol.UnknownEvent | protocol.Undecodable)
 
@@ -109,7 +111,7 @@ def test_every_accepted_event_round_trips(event: tuple[str, str, bytes]) -> None
     """
     proto, direction, frame = event
 
-    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
     assume(not isinstance(decoded, protocol.Undecodable))
 
     assert orjson.loads(frame) == protocol.unstructure(decoded)
@@ -135,8 +137,97 @@ def test_the_hot_path_hooks_accept_exactly_what_the_detailed_converter_accepts(
         detailed: Any = _EXPLAINER.structure(obj, cls)
     except Exception:  # either outcome is a valid example
         detailed = None
-    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
 
     # Refused by both, or accepted by both as equal events.
     accepted = None if isinstance(decoded, protocol.Undecodable) else decoded
     assert (detailed is None, detailed) == (accepted is None, accepted)
+
+
+def _declared_fields(
+    model: protocol.Model, obj: Any, path: tuple[Any, ...] = ()
+) -> list[tuple[tuple[Any, ...], bool]]:
+    """(path, optional) for every declared field of every model in a decoded tree."""
+    out = []
+    for a in attrs.fields(type(model)):
+        if a.name == "extra":
+            continue
+        out.append(((*path, a.name), a.default is UNSET))
+        value, sub = getattr(model, a.name), obj.get(a.name)
+        if isinstance(value, protocol.Model) and isinstance(sub, dict):
+            out += _declared_fields(value, sub, (*path, a.name))
+        elif isinstance(value, list) and isinstance(sub, list):
+            for i, (v, s) in enumerate(zip(value, sub, strict=True)):
+                if isinstance(v, protocol.Model) and isinstance(s, dict):
+                    out += _declared_fields(v, s, (*path, a.name, i))
+    return out
+
+
+def _with_null(obj: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    copy = orjson.loads(orjson.dumps(obj))
+    cur = copy
+    for key in path[:-1]:
+        cur = cur[key]
+    cur[path[-1]] = None
+    return copy  # type: ignore[no-any-return]
+
+
+def _at(model: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        model = model[key] if isinstance(key, int) else getattr(model, key)
+    return model
+
+
+NULLABLE_CASES = [
+    (proto, direction, frame, path, optional)
+    for proto, direction, frame in CORPUS
+    for path, optional in _declared_fields(
+        protocol.decode(frame, direction, proto),  # type: ignore[arg-type]
+        orjson.loads(frame),
+    )
+]
+
+
+def test_every_optional_field_accepts_null_and_a_required_one_does_not() -> None:
+    """
+    For every declared field of every model in every corpus event (present or absent),
+    an explicit `null` decodes as None, kept apart from absent, when the field is
+    optional; a required field that is `null` makes the event undecodable. Real peers
+    send `null` where the spec says string (SPEC §1, invariant 7).
+    """
+    failures = []
+    for proto, direction, frame, path, optional in NULLABLE_CASES:
+        nulled = orjson.dumps(_with_null(orjson.loads(frame), path))
+        decoded = protocol.decode(nulled, direction, proto)  # type: ignore[arg-type]
+        if optional:
+            if isinstance(decoded, protocol.Undecodable) or _at(decoded, path) is not None:
+                failures.append((proto, direction, path, decoded))
+            elif protocol.unstructure(decoded) != orjson.loads(nulled):
+                failures.append((proto, direction, path, "not lossless"))
+        elif not isinstance(decoded, protocol.Undecodable):
+            failures.append((proto, direction, path, "required null accepted"))
+
+    assert [] == failures[:5]
+    assert len(NULLABLE_CASES) > 3000  # the corpus reaches every event class's fields
+
+
+@SETTINGS
+@given(st.data())
+def test_any_set_of_optional_nulls_decodes(data: st.DataObject) -> None:
+    """
+    Several optional fields nulled at once, at any depth, still decode, each one None.
+    """
+    proto, direction, frame = data.draw(st.sampled_from(CORPUS))
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
+    optional = [p for p, opt in _declared_fields(decoded, orjson.loads(frame)) if opt]
+    assume(optional)
+    chosen = data.draw(st.lists(st.sampled_from(optional), min_size=1, max_size=6, unique=True))
+    obj = orjson.loads(frame)
+    # A null parent hides its children: null the shortest paths last.
+    for path in sorted(chosen, key=len, reverse=True):
+        obj = _with_null(obj, path)
+
+    result = protocol.decode(orjson.dumps(obj), direction, proto)  # type: ignore[arg-type]
+
+    assert not isinstance(result, protocol.Undecodable), result
+    assert orjson.loads(orjson.dumps(obj)) == protocol.unstructure(result)

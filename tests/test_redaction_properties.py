@@ -23,7 +23,7 @@ from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink
-from tests.helpers import corpus, decode_kwargs
+from tests.helpers import corpus
 
 CORPUS = corpus()
 TOKENS = st.text(alphabet=string.ascii_letters + string.digits, min_size=24, max_size=40)
@@ -137,7 +137,7 @@ def _render(
         make_logger(sink),
         Redactor(Policy(text={"default": text})),  # type: ignore[dict-item]
         EventPolicy({"default": mode}),
-        **decode_kwargs(proto),
+        event_set=proto,  # type: ignore[arg-type]
     )
     recorder.text(direction, frame)  # type: ignore[arg-type]
     recorder.close()
@@ -172,7 +172,7 @@ def test_planted_events_still_decode(event: tuple[str, str, bytes, list[str]]) -
     """
     proto, direction, frame, _ = event
 
-    decoded = protocol.decode(frame, direction, **decode_kwargs(proto))  # type: ignore[arg-type]
+    decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]
 
     assert isinstance(decoded, protocol.Event)
 
