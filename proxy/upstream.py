@@ -56,6 +56,10 @@ async def _capture_error_body(
     _session: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
 ) -> None:
     resp = params.response
+    # Only a WebSocket handshake: a REST response's body is the REST exchange's to read
+    # (and forward), and reading it here would leave the client an empty body.
+    if params.headers.get("Upgrade", "").lower() != "websocket":
+        return
     if resp.status != 101 and resp.status >= 300:
         try:
             length = int(resp.headers.get("Content-Length", "0") or 0)
