@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -29,6 +29,7 @@ from proxy.upstream import HANDSHAKE_BODY
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
 _UNSENDABLE: Final = frozenset({1005, 1006, 1015})
 _CLOSE_TIMEOUT: Final = 5.0
+_NO_STATUS: Final = 1005  # a Close without a code: reported, never sent
 
 
 def conn_id(prefix: str = "c") -> str:
@@ -36,15 +37,25 @@ def conn_id(prefix: str = "c") -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-class _Leg:
-    """How one side of the session ended."""
+Closer = Literal["client", "upstream", "proxy"]
+
+
+class _End:
+    """How the session ended, decided once: by the first side seen ending it.
+
+    `code` is the code that side sent (1005 for a Close without one, 1006 for a lost
+    connection). Once it is set, the other side's reader, which then sees its socket
+    closing, knows that is not a failure of its own.
+    """
 
     def __init__(self) -> None:
-        self.code: int | None = None
-        self.reason: bytes = b""
-        # Set by the side that starts closing, so the other side's reader, which then
-        # sees its socket closing, knows it is not a failure.
-        self.ending = False
+        self.by: Closer | None = None
+        self.code: int = WSCloseCode.ABNORMAL_CLOSURE
+        self.reason = b""
+
+    def set(self, by: Closer, code: int, reason: bytes = b"") -> None:
+        if self.by is None:
+            self.by, self.code, self.reason = by, code, reason
 
 
 async def realtime(request: web.Request) -> web.StreamResponse:
@@ -96,13 +107,12 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         event_set=event_set,
         summary_interval=settings.log.summary_interval,
     )
-    client_leg, upstream_leg = _Leg(), _Leg()
-    closed_by = "proxy"
+    end = _End()
     state.sessions.add(ws)
     state.recorders.add(recorder)
     state.metrics.sessions_active.inc()
     state.metrics.sessions.labels(protocol=event_set).inc()
-    pump: asyncio.Task[str] | None = None
+    pump: asyncio.Task[None] | None = None
     try:
         await ws.prepare(request)
         recorder.log.info(
@@ -115,51 +125,39 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             headers=state.redactor.headers(request.headers.items()),
         )
         pump = asyncio.create_task(
-            _pump(up, ws, recorder, state, upstream_leg, client_leg), name=f"earshot-pump-{conn}"
+            _upstream_to_client(up, ws, recorder, state, end), name=f"earshot-pump-{conn}"
         )
-        closed_by = await _client_to_upstream(
-            ws, up, recorder, state, client_leg, upstream_leg, pump
-        )
+        await _client_to_upstream(ws, up, recorder, state, end, pump)
     except (ConnectionResetError, aiohttp.ClientError, OSError):
-        closed_by = "client" if ws.closed else "upstream"
+        end.set("client" if ws.closed else "upstream", WSCloseCode.ABNORMAL_CLOSURE)
     except asyncio.CancelledError:
         # aiohttp cancels the handler when the client's connection is lost.
-        transport = request.transport
-        if upstream_leg.ending:
-            closed_by = "upstream"
-        elif client_leg.ending or transport is None or transport.is_closing():
-            closed_by = "client"
-            if client_leg.code is None:
-                client_leg.code = WSCloseCode.ABNORMAL_CLOSURE
+        end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
         raise
     finally:
         if pump is not None:
-            # A pump propagating the upstream's close must finish: it answers the
-            # upstream's Close with the same code once the client has answered ours.
-            if not pump.done() and not upstream_leg.ending:
+            # A pump passing on the upstream's close must finish: it answers the
+            # upstream's Close once the client has answered ours.
+            if not pump.done() and end.by != "upstream":
                 pump.cancel()
-            try:
-                pump_result = await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
-                if not closed_by:
-                    closed_by = pump_result or "proxy"
-            except (asyncio.CancelledError, TimeoutError, Exception):  # noqa: BLE001
-                closed_by = closed_by or "upstream"
-        if not (client_leg.ending or upstream_leg.ending):
-            # Nobody closed: an error or a cancellation. (A side that is ending closes
-            # both legs itself, in a shielded task, with the code it received.)
-            await _close_quietly(up, WSCloseCode.GOING_AWAY)
-            await _close_quietly(ws, WSCloseCode.GOING_AWAY)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+                await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
+        # Nobody seen closing: an error inside the proxy. A side that ended the session
+        # closed both legs itself (in a shielded task); what is still open goes away.
+        end.set("proxy", WSCloseCode.GOING_AWAY)
+        await _close_quietly(up, WSCloseCode.GOING_AWAY)
+        lost = end.by == "upstream" and end.code == WSCloseCode.ABNORMAL_CLOSURE
+        await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
         state.sessions.discard(ws)
         state.recorders.discard(recorder)
         state.metrics.session_ended(recorder.counts)
         state.metrics.sessions_active.dec()
         recorder.close()
-        leg = client_leg if closed_by == "client" else upstream_leg
         recorder.log.info(
             "ws.close",
-            closed_by=closed_by,
-            code=leg.code if leg.code is not None else ws.close_code,
-            reason=state.redactor.reason(leg.reason),
+            closed_by=end.by,
+            code=end.code,
+            reason=state.redactor.reason(end.reason),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
             client_frames=recorder.counts["client"].frames,
             client_bytes=recorder.counts["client"].bytes,
@@ -259,64 +257,64 @@ async def _client_to_upstream(
     up: aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
     state: AppState,
-    leg: _Leg,
-    other: _Leg,
-    pump: asyncio.Task[str],
-) -> str:
-    """Read the client until it closes; returns who ended the session."""
+    end: _End,
+    pump: asyncio.Task[None],
+) -> None:
+    """Read the client until the session ends, forwarding to the upstream."""
     while True:
         msg = await ws.receive()
-        if await _forward(msg, "client", up, recorder):
+        if await _forward(msg, "client", up, recorder, end):
             continue
+        if end.by is not None or pump.done():
+            return  # the upstream side ended the session, or the upstream is gone
         if msg.type is WSMsgType.CLOSE:
-            await _pass_close(msg, leg, up, ws)
-            return "client"
-        if pump.done() or other.ending:
-            return ""  # the upstream side ended the session; the pump knows how
-        elif msg.type is WSMsgType.ERROR:
-            leg.ending = True
-            leg.code = ws.close_code
-            await _close_quietly(up, _error_code(msg.data))
-            return "proxy" if leg.code == WSCloseCode.MESSAGE_TOO_BIG else "client"
+            code, reason = _close_code(msg.data), _reason_bytes(msg.extra)
+            end.set("client", code, reason)
+            await asyncio.shield(_close_both(up, ws, _sendable(code), reason))
+        elif msg.type is WSMsgType.ERROR and _error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            # The proxy refused the client's frame (aiohttp closed the client with 1009).
+            end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
+            await _close_quietly(up, WSCloseCode.MESSAGE_TOO_BIG)
         elif state.draining:  # the drain closed the client with 1001
-            leg.ending = True
-            leg.code = WSCloseCode.GOING_AWAY
+            end.set("proxy", WSCloseCode.GOING_AWAY)
             await _close_quietly(up, WSCloseCode.GOING_AWAY)
-            return "proxy"
-        else:  # CLOSING / CLOSED: the client vanished
-            leg.ending = True
-            leg.code = WSCloseCode.ABNORMAL_CLOSURE
+        else:  # ERROR, CLOSING, CLOSED: the client vanished or broke the protocol
+            end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
             await _close_quietly(up, WSCloseCode.GOING_AWAY)
-            return "client"
+        return
 
 
-async def _pump(
+async def _upstream_to_client(
     up: aiohttp.ClientWebSocketResponse[Any],
     ws: web.WebSocketResponse[Any],
     recorder: Recorder,
     state: AppState,
-    leg: _Leg,
-    other: _Leg,
-) -> str:
-    """Read the upstream until it closes, forwarding to the client."""
+    end: _End,
+) -> None:
+    """Read the upstream until the session ends, forwarding to the client."""
     while True:
         msg = await up.receive()
-        if await _forward(msg, "server", ws, recorder):
+        if await _forward(msg, "server", ws, recorder, end):
             continue
+        if end.by is not None:
+            return  # the client side is closing us
         if msg.type is WSMsgType.CLOSE:
-            await _pass_close(msg, leg, ws, up)
-            return "upstream"
-        if other.ending:
-            return ""  # the client side is closing us
+            code, reason = _close_code(msg.data), _reason_bytes(msg.extra)
+            end.set("upstream", code, reason)
+            await asyncio.shield(_close_both(ws, up, _sendable(code), reason))
+        elif msg.type is WSMsgType.ERROR and _error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
+            await _close_quietly(ws, WSCloseCode.MESSAGE_TOO_BIG)
         else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
-            leg.ending = True
-            leg.code = up.close_code
+            end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
             state.metrics.upstream_failures.labels(kind="dropped").inc()
-            code = (
-                _error_code(msg.data) if msg.type is WSMsgType.ERROR else WSCloseCode.INTERNAL_ERROR
-            )
-            await _close_quietly(ws, code, b"upstream connection lost")
-            return "upstream"
+            await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
+        return
+
+
+def _close_code(code: object) -> int:
+    """The code a Close frame carried: 1005 (no status) for one without a code."""
+    return code if isinstance(code, int) and code else _NO_STATUS
 
 
 def _reason_bytes(extra: object) -> bytes:
@@ -327,11 +325,11 @@ def _reason_bytes(extra: object) -> bytes:
     return b""
 
 
-def _sendable(code: object, default: int) -> int:
+def _sendable(code: int) -> int:
     """A close code that may go on the wire (1005/1006/1015 are reserved for reporting)."""
-    if isinstance(code, int) and (1000 <= code <= 4999) and code not in _UNSENDABLE:
+    if 1000 <= code <= 4999 and code not in _UNSENDABLE:
         return code
-    return default if code != WSCloseCode.ABNORMAL_CLOSURE else WSCloseCode.GOING_AWAY
+    return WSCloseCode.OK if code == _NO_STATUS else WSCloseCode.GOING_AWAY
 
 
 def _error_code(exc: object) -> int:
@@ -346,30 +344,23 @@ async def _forward(
     direction: Direction,
     dst: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
+    end: _End,
 ) -> bool:
     """Record a data frame, then forward its bytes (awaiting the send); False if `msg`
-    is not a data frame."""
+    is not a data frame, or `dst` is gone (the session has then ended)."""
     if msg.type is WSMsgType.TEXT:
         recorder.text(direction, msg.data)
     elif msg.type is WSMsgType.BINARY:
         recorder.binary(direction, msg.data)
     else:
         return False
-    await dst.send_frame(msg.data, msg.type)
+    try:
+        await dst.send_frame(msg.data, msg.type)
+    except (ConnectionError, aiohttp.ClientError, OSError):
+        # The receiving side vanished (a client that stopped reading, then went away).
+        end.set("upstream" if direction == "client" else "client", WSCloseCode.ABNORMAL_CLOSURE)
+        return False
     return True
-
-
-async def _pass_close(
-    msg: aiohttp.WSMessage,
-    leg: _Leg,
-    first: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-    second: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-) -> None:
-    """A Close arrived on `second`'s leg: pass it to `first`, then answer `second`."""
-    leg.ending = True
-    leg.code, leg.reason = msg.data, _reason_bytes(msg.extra)
-    code = _sendable(msg.data, WSCloseCode.OK)
-    await asyncio.shield(_close_both(first, second, code, leg.reason))
 
 
 async def _close_both(
