@@ -87,7 +87,11 @@ async def test_a_recorded_rest_exchange_replays_exactly_and_both_bodies_decode(
     request, response = exchange["request"], exchange["response"]
     answer = _body(response)
     fake.answers.append(
-        (response["status"]["code"], _headers(response, _NOT_REPLAYED | {"content-encoding"}), answer)
+        (
+            response["status"]["code"],
+            _headers(response, _NOT_REPLAYED | {"content-encoding"}),
+            answer,
+        )
     )
     proxy = await make_proxy()
     path = request["uri"].split("://", 1)[1].split("/", 1)[1]
