@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import WSMsgType
+import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
-from tests.conftest import MemorySink
+from proxy.context import APP
+from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 
 
@@ -131,4 +133,58 @@ async def test_server_record_is_logged_before_the_client_gets_the_frame(
     logged = [r for r in sink.records("realtime.event") if r["type"] == "conversation.item.deleted"]
 
     assert 1 == len(logged)
+    await ws.close()
+
+
+@pytest.mark.parametrize("mode", ["full", "summary"])
+@pytest.mark.parametrize("direction", ["client", "server"])
+async def test_each_frame_is_recorded_before_the_proxy_sends_it_on(
+    make_proxy: ProxyFactory,
+    fake: FakeUpstream,
+    sink: MemorySink,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    direction: str,
+) -> None:
+    """
+    At the moment the proxy hands a frame to the other leg's socket, that frame's record
+    (or its contribution to an open summary) is already in the sink: both directions, for
+    events logged whole and for folded ones (SPEC §1, invariant 2).
+    """
+    proxy = await make_proxy(log={"events": {"default": mode}})
+    ws = await _connect(proxy)
+    (recorder,) = proxy.app[APP].recorders
+    seen: list[tuple[bytes, int, int]] = []
+
+    def watching(send: Any) -> Any:
+        async def send_frame(self: Any, data: bytes, *args: Any, **kw: Any) -> None:
+            # Only the test's frames, as the proxy sends them on (not as the test's own
+            # client or fake upstream sends them).
+            if b"lbf-" in data and self is not ws and self not in fake.sockets:
+                folded = sum(s.frames for s in recorder._summaries.values())
+                seen.append((data, len(sink.records("realtime.event")), folded))
+            await send(self, data, *args, **kw)
+
+        return send_frame
+
+    for cls in (web.WebSocketResponse, ClientWebSocketResponse):
+        monkeypatch.setattr(cls, "send_frame", watching(cls.send_frame))
+    frames = [
+        f'{{"type":"response.output_text.delta","event_id":"lbf-{i}","delta":"hi"}}'.encode()
+        for i in range(3)
+    ]
+    before = len(sink.records("realtime.event"))
+    folded_before = sum(s.frames for s in recorder._summaries.values())
+
+    for frame in frames:
+        if direction == "client":
+            await ws.send_frame(frame, WSMsgType.TEXT)
+            await fake.next_frame()
+        else:
+            await fake.send(frame)
+            await ws.receive(timeout=5)
+
+    logged = [(f, before + i + 1, 0) for i, f in enumerate(frames)]
+    folded = [(f, before, folded_before + i + 1) for i, f in enumerate(frames)]
+    assert (logged if mode == "full" else folded) == seen
     await ws.close()
