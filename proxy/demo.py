@@ -202,7 +202,8 @@ def conversation() -> list[dict[str, Any]]:
     ]
 
 
-async def run_demo(config_path: str | None, out: Any) -> int:
+async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
+    """Run the scripted session: records to `out`, the closing summary to `note`."""
     upstream_app = web.Application()
     upstream_app.router.add_get("/v1/realtime", _upstream_socket)
     upstream_app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
@@ -267,14 +268,14 @@ async def run_demo(config_path: str | None, out: Any) -> int:
         "image": _PHOTO[:32],
     }
     leaked = [name for name, value in planted.items() if value in text]
-    out.write(
+    note.write(
         f"\n# {len(lines)} records. Sent through the proxy: an API key, MCP credentials,"
         " 2 s of audio,\n# a photo, and an ephemeral key in a REST response.\n"
     )
     if leaked:
-        out.write(f"# LEAKED into the log: {', '.join(leaked)}\n")
+        note.write(f"# LEAKED into the log: {', '.join(leaked)}\n")
         return 1
-    out.write(
+    note.write(
         "# None of them appears in the records above: only fingerprints, sizes and durations.\n"
     )
     return 0
@@ -286,4 +287,5 @@ def main(argv: Sequence[str] = ()) -> int:
     )
     parser.add_argument("--config", default=None, help="config to use (its upstream is replaced)")
     args = parser.parse_args(argv)
-    return asyncio.run(run_demo(args.config, sys.stdout))
+    # Records on stdout (so `earshot demo | jq` works), the summary on stderr.
+    return asyncio.run(run_demo(args.config, sys.stdout, sys.stderr))
