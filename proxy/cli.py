@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import attrs
+if TYPE_CHECKING:
+    from proxy.settings import ConfigError, Settings
 
-from proxy import settings as settings_module
-from proxy.settings import ConfigError, Settings
+# Everything heavier than argparse is imported inside `main`, under its Ctrl-C guard: an
+# interrupt while earshot is still importing exits quietly too.
 
 DEFAULT_CONFIG = "config/default.yaml"
 
@@ -33,14 +35,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None) -> Settings:
+    from proxy import settings as settings_module
+    from proxy.settings import ConfigError
+
+    notes: list[str] = []
     if path is None:
         try:
-            return settings_module.load(DEFAULT_CONFIG)
+            settings = settings_module.load(DEFAULT_CONFIG, notes=notes)
         except ConfigError as exc:
             if exc.problems and exc.problems[0].startswith("config: cannot read"):
                 return settings_module.parse({})
             raise
-    return settings_module.load(path)
+    else:
+        settings = settings_module.load(path, notes=notes)
+    for note in notes:
+        sys.stderr.write(f"{note}\n")
+    return settings
 
 
 def _report(exc: ConfigError) -> int:
@@ -55,8 +65,11 @@ def check_config(argv: Sequence[str]) -> int:
     )
     parser.add_argument("path")
     args = parser.parse_args(argv)
+    from proxy import settings as settings_module
+    from proxy.settings import ConfigError
+
     try:
-        settings = settings_module.load(args.path)
+        settings = _load(args.path)
     except ConfigError as exc:
         return _report(exc)
     sys.stdout.write(settings_module.dump(settings))
@@ -64,7 +77,14 @@ def check_config(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The `earshot` command. Ctrl-C before the proxy is serving exits quietly (130)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "check-config":
         return check_config(argv[1:])
     if argv and argv[0] == "demo":
@@ -74,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "run":
         argv = argv[1:]
     args = _parser().parse_args(argv)
+    import attrs
+
+    from proxy.settings import ConfigError
+
     try:
         settings = _load(args.config)
     except ConfigError as exc:

@@ -12,6 +12,7 @@ entry point; nothing here configures structlog at import.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import select
 import stat
@@ -107,6 +108,9 @@ class LogSink:
         self._on_dropped = on_dropped
         self._fd = -1
         self._pipe = False
+        self._reopen = False
+        self._write_failed = False  # reported once on stderr, until writing works again
+        self._open_output()  # a log that cannot be opened fails here, at start
         self._thread = threading.Thread(target=self._run, name="earshot-log-writer", daemon=True)
         self._thread.start()
 
@@ -131,17 +135,35 @@ class LogSink:
 
     debug = info = warning = error = critical = exception = msg
 
-    def _open(self) -> int:
+    def _open_output(self) -> None:
         if self._output == "stdout":
-            return sys.stdout.fileno()
-        if self._output == "stderr":
-            return sys.stderr.fileno()
-        return os.open(self._output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            self._fd = sys.stdout.fileno()
+        elif self._output == "stderr":
+            self._fd = sys.stderr.fileno()
+        else:
+            self._fd = os.open(self._output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+
+    def reopen(self) -> None:
+        """Reopen a log file (SIGHUP, after logrotate moved it): done by the writer between
+        two writes, so no record is lost or split; `log.reopened` is the first record of
+        the new file. Safe to call from a signal handler."""
+        self._reopen = True
+        self._wake.set()
+
+    def _reopen_now(self) -> None:
+        self._reopen = False
+        if self._output in ("stdout", "stderr"):
+            return
+        old = self._fd
+        self._open_output()
+        if old > 2:
+            os.close(old)
+        self._write(render(None, "info", {"event": "log.reopened", "pid": os.getpid()}))
 
     def _write(self, data: bytes) -> None:
         if self._fd < 0:
-            self._fd = self._open()
-            self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+            self._open_output()
         if self._pipe and len(data) > select.PIPE_BUF:
             # Workers share one pipe: writes up to PIPE_BUF are atomic, so write whole
             # lines in chunks no larger than that and no worker splits another's line.
@@ -160,6 +182,13 @@ class LogSink:
         while True:
             self._wake.wait(_FLUSH_INTERVAL)
             self._wake.clear()
+            if self._reopen:
+                try:
+                    self._reopen_now()
+                except OSError as exc:
+                    # Records go on into the file already open, wherever it was moved.
+                    self._report_failure("cannot reopen the log", exc)
+                    self._write_failed = False
             batch: list[bytes] = []
             while self._lines and len(batch) < 4096:
                 batch.append(self._lines.popleft())
@@ -168,15 +197,17 @@ class LogSink:
                     self._space.notify_all()
                 try:
                     self._write(b"".join(batch))
-                except (OSError, ValueError):
+                except (OSError, ValueError) as exc:
                     # Disk full, read-only, closed pipe: the records are lost, counted,
                     # and reported once writing works again. Traffic is not affected.
+                    self._report_failure("cannot write the log", exc)
                     self._dropped += len(batch)
                     self.dropped_total += len(batch)
                     if self._on_dropped:
                         self._on_dropped(len(batch))
                     time.sleep(0.05)
                     continue
+                self._write_failed = False
                 self.written_total += len(batch)
                 if self._on_written:
                     self._on_written(len(batch))
@@ -186,6 +217,15 @@ class LogSink:
                 self._report_dropped()
             if self._closing and not self._lines:
                 return
+
+    def _report_failure(self, what: str, exc: BaseException) -> None:
+        """Once per failure, on stderr: records are being dropped (they are counted)."""
+        if self._write_failed:
+            return
+        self._write_failed = True
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        with contextlib.suppress(OSError):
+            os.write(2, f"earshot: {what} ({why}): records are dropped and counted\n".encode())
 
     def _report_dropped(self) -> None:
         count, self._dropped = self._dropped, 0

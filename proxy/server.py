@@ -16,6 +16,7 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -55,20 +56,31 @@ async def drain(app: web.Application, grace_period: float) -> None:
 
 
 async def serve(
-    settings: Settings, log: Any, metrics: Metrics, *, reuse_port: bool = False
+    settings: Settings,
+    log: Any,
+    metrics: Metrics,
+    *,
+    reuse_port: bool = False,
+    reopen_log: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT, then drain and return."""
+    """Run until SIGTERM or SIGINT, then drain and return. SIGHUP calls `reopen_log`."""
     app = make_app(settings, log, metrics=metrics)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
     )
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # the app's client session, closed: no "Unclosed" noise
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reopen_log is not None:
+        loop.add_signal_handler(signal.SIGHUP, reopen_log)
     log.info(
         "proxy.start",
         listen=f"{settings.listen.host}:{settings.listen.port}",
@@ -99,27 +111,31 @@ def run(settings: Settings) -> int:
 
 def _run_one(settings: Settings, *, reuse_port: bool) -> int:
     metrics = Metrics()
-    sink = LogSink(
-        settings.log.output,
-        capacity=settings.log.buffer_records,
-        block=settings.log.on_full == "block",
-        on_written=metrics.written,
-        on_dropped=metrics.dropped,
-    )
+    try:
+        sink = LogSink(
+            settings.log.output,
+            capacity=settings.log.buffer_records,
+            block=settings.log.on_full == "block",
+            on_written=metrics.written,
+            on_dropped=metrics.dropped,
+        )
+    except OSError as exc:  # checked at load too; the file system may have changed since
+        sys.stderr.write(f"config.log.output: cannot open {settings.log.output}: {exc.strerror}\n")
+        return 2
     configure(sink, settings.log.level)
     log = make_logger(sink, settings.log.level)
     _install_uvloop()
     try:
-        asyncio.run(serve(settings, log, metrics, reuse_port=reuse_port))
+        asyncio.run(serve(settings, log, metrics, reuse_port=reuse_port, reopen_log=sink.reopen))
     except OSError as exc:
         log.error("proxy.failed", error=type(exc).__name__, errno=exc.errno)
-        sink.close()
         sys.stderr.write(
             f"earshot: cannot listen on {settings.listen.host}:{settings.listen.port}:"
-            f" {exc.strerror}\n"
+            f" {os.strerror(exc.errno) if exc.errno else exc.strerror}\n"
         )
         return 1
-    sink.close()
+    finally:
+        sink.close()
     return 0
 
 
@@ -139,6 +155,7 @@ def _run_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     status = 0
     for child in children:
         _, code = os.waitpid(child, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +21,7 @@ import yaml
 from attrs import field, frozen
 from cattrs import Converter, transform_error
 from cattrs.errors import ForbiddenExtraKeysError
+from yarl import URL
 
 from protocol.types import TEXT_CLASSES as TEXT_TYPES
 
@@ -129,6 +131,14 @@ def _converter() -> Converter:
     conv.register_structure_hook(bool, exact((bool,), "true or false"))
     conv.register_structure_hook(float, lambda v, _: float(number(v, _)))
     conv.register_structure_hook(str | None, lambda v, _: None if v is None else string(v, _))
+
+    def string_list(value: object, _: object) -> list[str]:
+        # cattrs would iterate a string into its characters.
+        if type(value) is not list:
+            raise ValueError("must be a list")
+        return [string(v, str) for v in value]
+
+    conv.register_structure_hook_func(lambda t: t == list[str], string_list)
     conv.register_structure_hook(
         str | dict[str, str],
         lambda v, _: v if isinstance(v, str) else conv.structure(v, dict[str, str]),
@@ -139,24 +149,35 @@ def _converter() -> Converter:
 _CONVERTER: Final = _converter()
 
 
-def _format(exc: BaseException, _type: Any) -> str:
+def _expected(type_: Any) -> str:
+    """What a value of `type_` must be, in the words of a config problem."""
+    if attrs.has(type_):
+        return f"must be a mapping (keys: {', '.join(a.name for a in attrs.fields(type_))})"
+    origin = typing.get_origin(type_) or type_
+    if origin is dict:
+        return "must be a mapping"
+    if origin is list:
+        return "must be a list"
+    return "has the wrong type"
+
+
+def _format(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
         return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
         return "required"
     if isinstance(exc, ValueError | TypeError) and exc.args:
         msg = str(exc.args[0])
-        return msg if msg.startswith("must ") else "has the wrong type"
+        if msg.startswith("must "):
+            return msg
+    if isinstance(exc, ValueError | TypeError | AttributeError):
+        return _expected(type_)
     return "is invalid"
 
 
 def _check(s: Settings) -> list[str]:
     problems = []
-    url = urlsplit(s.upstream.url)
-    if url.scheme not in ("http", "https", "ws", "wss") or not url.hostname:
-        problems.append("config.upstream.url: must be an http(s) or ws(s) URL")
-    elif url.query or url.fragment or url.username or url.password:
-        problems.append("config.upstream.url: must not carry a query, fragment or credentials")
+    problems += _check_url(s.upstream.url)
     if not 0 <= s.listen.port <= 65535:
         problems.append("config.listen.port: must be between 0 and 65535")
     if not 1 <= s.listen.workers <= 64:
@@ -201,12 +222,42 @@ def _check(s: Settings) -> list[str]:
             problems.append(f"{where}: unknown text class (one of {', '.join(TEXT_CLASSES)})")
         elif mode not in TEXT_MODES:
             problems.append(f"{where}: must be keep, hash, length or drop")
+    problems += _check_output(s.log.output)
     for i, pattern in enumerate(s.redaction.patterns):
         try:
             re.compile(pattern)
         except re.error:
             problems.append(f"config.redaction.patterns[{i}]: not a valid regular expression")
     return problems
+
+
+def _check_url(value: str) -> list[str]:
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+        URL(value)
+    except ValueError:
+        return ["config.upstream.url: not a valid URL (its port must be a number 0-65535)"]
+    if url.scheme not in ("http", "https", "ws", "wss") or not url.hostname:
+        return ["config.upstream.url: must be an http(s) or ws(s) URL"]
+    if url.query or url.fragment or url.username or url.password:
+        return ["config.upstream.url: must not carry a query, fragment or credentials"]
+    return []
+
+
+def _check_output(output: str) -> list[str]:
+    """A log file that cannot be opened is a configuration error, not records lost."""
+    if output in ("stdout", "stderr"):
+        return []
+    path = Path(output)
+    target = path if path.exists() else path.parent
+    if not target.exists():
+        return [f"config.log.output: cannot open {output}: no such directory {target}"]
+    if path.is_dir():
+        return [f"config.log.output: cannot open {output}: it is a directory"]
+    if not os.access(target, os.W_OK):
+        return [f"config.log.output: cannot open {output}: permission denied"]
+    return []
 
 
 def _yaml_off_is_a_word(raw: dict[str, Any]) -> None:
@@ -222,25 +273,68 @@ def _yaml_off_is_a_word(raw: dict[str, Any]) -> None:
 ENV_PREFIX: Final = "EARSHOT_"
 
 
-def _env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """Apply `EARSHOT_<SECTION>_<KEY>` variables in place; returns problems."""
-    problems = []
+def _env_keys() -> dict[str, tuple[str, attrs.Attribute[Any]]]:
+    """`EARSHOT_<SECTION>_<KEY>` → (section, key field), for every key of the config."""
+    out = {}
     for section in attrs.fields(Settings):
         for key in attrs.fields(section.type):  # type: ignore[arg-type]
-            name = f"{ENV_PREFIX}{section.name}_{key.name}".upper()
-            if name not in environ:
-                continue
-            try:
-                value = yaml.safe_load(environ[name])
-            except yaml.YAMLError:
-                problems.append(f"env {name}: not a valid YAML value")
-                continue
-            sect = raw.setdefault(section.name, {})
-            if not isinstance(sect, dict):
-                problems.append(f"config.{section.name}: must be a mapping")
-                continue
-            sect[key.name] = value
-    return problems
+            out[f"{ENV_PREFIX}{section.name}_{key.name}".upper()] = (section.name, key)
+    return out
+
+
+def _env_value(raw: str, type_: Any) -> Any:
+    """An environment variable's value for a key of type `type_`: strings as they are,
+    lists comma-separated (or YAML flow syntax), everything else as YAML."""
+    if type_ is str or type_ == str | None:
+        return raw
+    if typing.get_origin(type_) is list and not raw.lstrip().startswith("["):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return yaml.safe_load(raw)
+
+
+def _env_overrides(
+    raw: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """Apply `EARSHOT_<SECTION>_<KEY>` variables in place; returns problems, and the
+    variable behind each overridden `config.section.key`."""
+    problems, sources = [], {}
+    keys = _env_keys()
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX)):
+        if name not in keys:
+            if name not in _named_variables(raw):
+                problems.append(f"env {name}: matches no config key (EARSHOT_<SECTION>_<KEY>)")
+            continue
+        section, key = keys[name]
+        try:
+            value = _env_value(environ[name], key.type)
+        except yaml.YAMLError:
+            problems.append(f"env {name}: not a valid YAML value")
+            continue
+        sect = raw.setdefault(section, {})
+        if not isinstance(sect, dict):
+            continue  # reported as the section's own problem
+        sect[key.name] = value
+        sources[f"config.{section}.{key.name}"] = name
+    return problems, sources
+
+
+def _named_variables(raw: dict[str, Any]) -> set[str]:
+    """Variables the config names as holding a key (not config keys themselves)."""
+    names = {Redaction().fingerprint_key_env}
+    for section, key in (("upstream", "api_key_env"), ("redaction", "fingerprint_key_env")):
+        sect = raw.get(section)
+        if isinstance(sect, dict) and isinstance(sect.get(key), str):
+            names.add(sect[key])
+    return names
+
+
+def _from_env(problem: str, sources: dict[str, str]) -> str:
+    """A problem with a key set from the environment names the variable."""
+    path = problem.partition(": ")[0]
+    for key, name in sources.items():
+        if path == key or path.startswith((key + ".", key + "[")):
+            return f"env {name}: {problem}"
+    return problem
 
 
 def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
@@ -249,7 +343,7 @@ def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["config: must be a mapping"])
-    problems = _env_overrides(raw, os.environ if environ is None else environ)
+    problems, sources = _env_overrides(raw, os.environ if environ is None else environ)
     _yaml_off_is_a_word(raw)
     try:
         settings = _CONVERTER.structure(raw, Settings)
@@ -257,27 +351,39 @@ def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
         messages = transform_error(exc, path="config", format_exception=_format)
         for m in messages:
             msg, _, path = m.rpartition(" @ ")
-            problems.append(f"{path}: {msg}")
+            problems.append(_from_env(f"{path}: {msg}", sources))
         raise ConfigError(problems) from None
-    problems += _check(settings)
+    problems += [_from_env(p, sources) for p in _check(settings)]
     if problems:
         raise ConfigError(problems)
     return settings
 
 
-def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a YAML file; `ConfigError` on any problem."""
+def load(
+    path: str | Path, environ: Mapping[str, str] | None = None, notes: list[str] | None = None
+) -> Settings:
+    """Read and validate a YAML file; `ConfigError` on any problem. What a user should
+    know but is not a problem (an empty file) is appended to `notes`."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"config: cannot read {path}: {exc.strerror}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError([f"config: cannot read {path}: {why}"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"config: not valid YAML{where}"]) from None
+        raise ConfigError([f"config: not valid YAML{_yaml_where(exc)}"]) from None
+    if raw is None and notes is not None:
+        notes.append(f"config: {path} has no settings: every key takes its default")
     return parse(raw, environ)
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """Where and why a YAML file does not parse: line, column and the parser's reason."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None)
+    return f"{where}: {problem}" if problem else where
 
 
 def dump(settings: Settings) -> str:

@@ -58,7 +58,10 @@ ROOT = Path(__file__).resolve().parent.parent
             "config.redaction.patterns[0]: not a valid regular expression",
         ),
         ("- just\n- a list", "config: must be a mapping"),
-        ("listen: [1", "config: not valid YAML at line 1"),
+        (
+            "listen: [1",
+            "config: not valid YAML at line 1, column 11: expected ',' or ']', but got '<stream end>'",
+        ),
     ],
 )
 def test_config_problems_are_reported_by_path(tmp_path: Path, yaml_text: str, problem: str) -> None:
@@ -115,11 +118,36 @@ def test_environment_overrides_single_keys() -> None:
 
 
 @pytest.mark.parametrize("name", ["default", "strict-pii", "azure", "audit"])
-def test_shipped_configs_are_valid(name: str) -> None:
+def test_shipped_configs_are_valid(name: str, tmp_path: Path) -> None:
     """
-    Every YAML file under config/ validates.
+    Every YAML file under config/ validates (its log file, where it names one, pointed at
+    a directory that exists, as a deployment's environment would).
     """
-    assert load(ROOT / "config" / f"{name}.yaml", environ={})
+    assert load(
+        ROOT / "config" / f"{name}.yaml", environ={"EARSHOT_LOG_OUTPUT": str(tmp_path / "a.log")}
+    )
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    The audit preset where /var/log/earshot does not exist: `check-config` and the proxy
+    itself exit 2 saying so, instead of serving traffic and dropping every record.
+    """
+    missing = tmp_path / "no-such-dir" / "audit.jsonl"
+    os.environ["EARSHOT_LOG_OUTPUT"] = str(missing)
+    try:
+        assert 2 == cli.main(["check-config", str(ROOT / "config" / "audit.yaml")])
+        assert 2 == cli.main(["--config", str(ROOT / "config" / "audit.yaml")])
+    finally:
+        del os.environ["EARSHOT_LOG_OUTPUT"]
+
+    expected = (
+        f"env EARSHOT_LOG_OUTPUT: config.log.output: cannot open {missing}:"
+        f" no such directory {missing.parent}\n"
+    )
+    assert expected * 2 == capsys.readouterr().err
 
 
 def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,3 +314,94 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
         1 for r in records if r["event"] == "ws.close" and r["closed_by"] == "proxy"
     )
     assert {"proxy.start", "proxy.draining", "proxy.stop"} <= {r["event"] for r in records}
+
+
+async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> None:
+    """
+    After logrotate moves the log, SIGHUP makes earshot write to a new file at the same
+    path, starting with `log.reopened`; every record is whole, in one file or the other.
+    """
+    _fake, server = upstream
+    port = _free_port()
+    log = tmp_path / "earshot.jsonl"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+        f"upstream: {{url: '{str(server.make_url('')).rstrip('/')}'}}\n"
+        f"log: {{output: '{log}', events: {{default: full}}}}\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
+    try:
+        await _wait_healthy(port, proc)
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"http://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
+            await ws.receive(timeout=5)
+            for i in range(100):
+                await ws.send_str(f'{{"type":"conversation.item.retrieve","item_id":"i{i}"}}')
+                if i == 50:
+                    await asyncio.sleep(0.2)
+                    log.rename(tmp_path / "earshot.jsonl.1")
+                    proc.send_signal(signal.SIGHUP)
+                    await asyncio.sleep(0.2)
+            await ws.close()
+        proc.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    old = [json.loads(line) for line in (tmp_path / "earshot.jsonl.1").read_text().splitlines()]
+    new = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "log.reopened" == new[0]["event"]
+    retrieved = [
+        r["payload"]["item_id"]
+        for r in old + new
+        if r["event"] == "realtime.event" and r["type"] == "conversation.item.retrieve"
+    ]
+    assert [f"i{i}" for i in range(100)] == retrieved
+
+
+def test_ctrl_c_at_start_exits_quietly(tmp_path: Path) -> None:
+    """
+    Ctrl-C while earshot is still starting (importing, loading its config) prints no
+    traceback.
+    """
+    start = (
+        "import sys; from proxy.cli import main; print('go', flush=True);"
+        " sys.exit(main(['--port', sys.argv[1]]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", start, str(_free_port())],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert b"go\n" == proc.stdout.readline()  # `main` starts now: imports, config, serving
+
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+
+    assert b"Traceback" not in err
+    assert proc.returncode in (0, 130)
+
+
+def test_a_port_in_use_is_one_line_on_stderr(tmp_path: Path) -> None:
+    """
+    A port already in use: exit 1 with one line saying so, no "Unclosed client session".
+    """
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "proxy", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert 1 == done.returncode
+    assert [f"earshot: cannot listen on 127.0.0.1:{port}: Address already in use"] == (
+        done.stderr.splitlines()
+    )

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from proxy.log import LogSink, make_logger, render
 
@@ -132,19 +133,73 @@ def test_full_disk_drops_and_counts() -> None:
     assert 0 == sink.written_total
 
 
-def test_unwritable_path_drops_and_counts(tmp_path: Path) -> None:
+def test_a_path_that_cannot_be_opened_fails_at_start(tmp_path: Path) -> None:
     """
-    A log path that cannot be opened (read-only directory) loses records, never raises.
+    A log path that cannot be opened raises when the sink is made (the command line turns
+    it into exit 2), instead of serving traffic and losing every record.
     """
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    target = ro / "sub" / "earshot.log"
-    sink = LogSink(str(target))
-    log = make_logger(sink)
+    with pytest.raises(FileNotFoundError):
+        LogSink(str(tmp_path / "no-such-dir" / "earshot.log"))
 
+
+def test_a_reopen_that_fails_keeps_writing_to_the_old_file(tmp_path: Path, capfd: object) -> None:
+    """
+    The log's directory is gone when SIGHUP comes: stderr says the reopen failed, and
+    records go on into the file already open (where logrotate moved it), none lost.
+    """
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    sink = LogSink(str(directory / "earshot.log"))
+    log = make_logger(sink)
+    directory.rename(tmp_path / "logs.old")
+
+    sink.reopen()
     log.info("realtime.event", n=1)
-    _wait_for(lambda: sink.dropped_total >= 1)
     sink.close()
 
-    assert 1 <= sink.dropped_total
+    lines = (tmp_path / "logs.old" / "earshot.log").read_bytes().splitlines()
+    assert [1] == [orjson.loads(line)["n"] for line in lines]
+    assert "earshot: cannot reopen the log (No such file or directory)" in capfd.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_reopen_moves_to_a_new_file_without_losing_or_splitting_a_record(tmp_path: Path) -> None:
+    """
+    logrotate moves the file, SIGHUP calls `reopen`: records written before are whole in
+    the old file, the new file starts with `log.reopened`, and none is lost.
+    """
+    path = tmp_path / "earshot.log"
+    sink = LogSink(str(path))
+    log = make_logger(sink)
+    for i in range(500):
+        log.info("realtime.event", n=i, pad="x" * 200)
+    _wait_for(lambda: sink.written_total == 500)
+    path.rename(tmp_path / "earshot.log.1")
+
+    sink.reopen()
+    for i in range(500, 1000):
+        log.info("realtime.event", n=i, pad="x" * 200)
+    sink.close()
+
+    old = [orjson.loads(line) for line in (tmp_path / "earshot.log.1").read_bytes().splitlines()]
+    new = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert "log.reopened" == new[0]["event"]
+    assert list(range(1000)) == [r["n"] for r in old + new if "n" in r]
+
+
+def test_a_write_error_is_reported_once_on_stderr_and_counted(capfd: object) -> None:
+    """
+    Writing to a full device: the records are dropped and counted, and stderr says so
+    once, not once per batch.
+    """
+    dropped: list[int] = []
+    sink = LogSink("/dev/full", on_dropped=dropped.append)
+    log = make_logger(sink)
+    for _ in range(3):
+        log.info("realtime.event")
+        _wait_for(lambda: sum(dropped) > 0)
+        time.sleep(0.1)
+    sink.close(timeout=1)
+
+    err = capfd.readouterr().err  # type: ignore[attr-defined]
+    assert 1 == err.count("earshot: cannot write the log (No space left on device)")
+    assert 3 <= sum(dropped)
