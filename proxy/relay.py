@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from protocol import Direction, EventSet
 from proxy.context import APP, AppState
 from proxy.records import Recorder
-from proxy.upstream import HANDSHAKE_BODY
+from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
 _UNSENDABLE: Final = frozenset({1005, 1006, 1015})
@@ -121,7 +121,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             **_model_or_call(request, state),
             protocol="beta" if event_set == "beta" else "ga",
             surface="translation" if event_set == "translation" else "realtime",
-            subprotocol=up.protocol,
+            # The chosen one too: an upstream may echo the browser's key element.
+            subprotocol=state.redactor.subprotocols([up.protocol]) if up.protocol else None,
             headers=state.redactor.headers(request.headers.items()),
         )
         pump = asyncio.create_task(
@@ -187,6 +188,16 @@ async def _dial(
     try:
         async with asyncio.timeout(settings.upstream.connect_timeout):
             return await _ws_connect(state, request, url, offered)
+    except HandshakeRedirect as redirect:
+        # Never followed (the client's credentials would go to another host): the client
+        # gets the upstream's answer as it is, and decides.
+        content_type, body = HANDSHAKE_BODY.get() or ("text/plain", b"")
+        refused = _refuse(
+            state, log, request, redirect.status, "handshake_redirect", body, content_type
+        )
+        if redirect.location is not None:
+            refused.headers["Location"] = redirect.location
+        return refused
     except aiohttp.WSServerHandshakeError as exc:
         content_type, body = HANDSHAKE_BODY.get() or ("text/plain", b"")
         status = exc.status if 400 <= exc.status <= 599 else 502

@@ -61,17 +61,44 @@ async def _capture_error_body(
     if params.headers.get("Upgrade", "").lower() != "websocket":
         return
     if resp.status != 101 and resp.status >= 300:
-        try:
-            length = int(resp.headers.get("Content-Length", "0") or 0)
-            body = await resp.content.read(min(length, _MAX_ERROR_BODY)) if length else b""
-        except (aiohttp.ClientError, ValueError, OSError):
-            body = b""
-        HANDSHAKE_BODY.set((resp.headers.get("Content-Type", "application/json"), body))
+        await _keep_body(resp)
+
+
+async def _keep_body(resp: aiohttp.ClientResponse) -> None:
+    """Keep a refused handshake's body (bounded) for the answer to the client."""
+    try:
+        length = int(resp.headers.get("Content-Length", "0") or 0)
+        body = await resp.content.read(min(length, _MAX_ERROR_BODY)) if length else b""
+    except (aiohttp.ClientError, ValueError, OSError):
+        body = b""
+    HANDSHAKE_BODY.set((resp.headers.get("Content-Type", "application/json"), body))
+
+
+class HandshakeRedirect(Exception):
+    """The upstream answered a WebSocket handshake with a redirect: never followed."""
+
+    def __init__(self, status: int, location: str | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.location = location
+
+
+async def _refuse_redirect(
+    _session: aiohttp.ClientSession,
+    _ctx: SimpleNamespace,
+    params: aiohttp.TraceRequestRedirectParams,
+) -> None:
+    # aiohttp's ws_connect follows redirects and takes no allow_redirects: stop it here,
+    # before it dials the `Location` host with the client's credentials. (REST requests
+    # are sent with allow_redirects=False and never get here.)
+    await _keep_body(params.response)
+    raise HandshakeRedirect(params.response.status, params.response.headers.get("Location"))
 
 
 def trace_config() -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(_capture_error_body)
+    trace.on_request_redirect.append(_refuse_redirect)
     return trace
 
 

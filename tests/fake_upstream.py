@@ -27,6 +27,8 @@ class FakeUpstream:
         self.handshakes: list[dict[str, Any]] = []
         self.sockets: list[web.WebSocketResponse[Any]] = []
         self.refuse: tuple[int, bytes] | None = None
+        self.refuse_headers: dict[str, str] = {}
+        self.protocols: tuple[str, ...] = ("realtime", "openai-beta.realtime-v1")
         self.greet = True
         self.scripted = True
         self.close_codes: list[int | None] = []
@@ -65,9 +67,11 @@ class FakeUpstream:
         )
         if self.refuse is not None:
             status, body = self.refuse
-            return web.Response(status=status, body=body, content_type="application/json")
+            response = web.Response(status=status, body=body, content_type="application/json")
+            response.headers.update(self.refuse_headers)
+            return response
         ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
-            protocols=("realtime", "openai-beta.realtime-v1"),
+            protocols=self.protocols,
             max_msg_size=64 * 1024 * 1024,
             decode_text=False,
             autoclose=True,

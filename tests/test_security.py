@@ -1,0 +1,92 @@
+"""
+What an attacker tried — a hostile client or a compromised upstream, on loopback — and
+what earshot does: keys never reach a log line, stderr or another host; hostile input
+never loses a record or stalls the proxy. docs/reliability.md has the table.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import MemorySink, ProxyFactory
+from tests.fake_upstream import FakeUpstream
+
+KEY = "sk-proj-ATTACKERsawTHIS0123456789abcdef"
+BROWSER_KEY = "ek_68af2b7c1d3e4f5aBROWSERkey"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirected_handshake_is_returned_not_followed(
+    make_proxy: ProxyFactory,
+    fake: FakeUpstream,
+    sink: MemorySink,
+    aiohttp_server: Any,
+    status: int,
+) -> None:
+    """
+    An upstream answering the upgrade with a redirect to another host: earshot never
+    dials it (the client's keys would go there); the client gets the 3xx as it came,
+    status, `Location` and body, and the log says so.
+    """
+    dialled: list[dict[str, str]] = []
+
+    async def other(request: web.Request) -> web.Response:
+        dialled.append(dict(request.headers))
+        return web.Response(status=400)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", other)
+    other_host = await aiohttp_server(app)
+    location = str(other_host.make_url("/v1/realtime?model=gpt-realtime"))
+    fake.refuse = (status, b'{"moved":true}')
+    fake.refuse_headers = {"Location": location}
+    proxy = await make_proxy()
+
+    got = await proxy.get(
+        "/v1/realtime?model=gpt-realtime",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
+            "Sec-WebSocket-Protocol": f"realtime, openai-insecure-api-key.{BROWSER_KEY}",
+            "api-key": KEY,
+            "X-Api-Key": KEY,
+        },
+        allow_redirects=False,
+    )
+
+    assert (status, location, b'{"moved":true}') == (
+        got.status,
+        got.headers["Location"],
+        await got.read(),
+    )
+    assert [] == dialled
+    (rejected,) = sink.records("ws.rejected")
+    assert ("handshake_redirect", status) == (rejected["kind"], rejected["status"])
+    assert KEY not in sink.text() and BROWSER_KEY not in sink.text()
+
+
+async def test_the_subprotocol_the_upstream_chose_is_redacted(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    An upstream that picks the browser's key element as its subprotocol: `ws.open`
+    logs it fingerprinted, like the offered list.
+    """
+    fake.protocols = (f"openai-insecure-api-key.{BROWSER_KEY}",)
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect(
+        "/v1/realtime?model=gpt-realtime",
+        protocols=("realtime", f"openai-insecure-api-key.{BROWSER_KEY}"),
+    )
+    await ws.receive(timeout=5)
+    await ws.close()
+
+    (opened,) = sink.records("ws.open")
+    assert opened["subprotocol"].startswith("openai-insecure-api-key.[redacted:secret:")
+    assert BROWSER_KEY not in sink.text()
