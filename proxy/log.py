@@ -57,16 +57,58 @@ def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -
         **event_dict,
     }
     try:
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        # A value orjson cannot encode must not take the relay down, nor be logged raw.
-        safe = {
-            "ts": record["ts"],
-            "level": method,
-            "event": "log.render_failed",
-            "for": str(record["event"])[:64],
-        }
-        return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+        # A client's bytes that are not UTF-8 (a header decoded with surrogateescape) must
+        # not lose the record: encode them and try again.
+        try:
+            line = orjson.dumps(_encodable(record), option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            # A value orjson cannot encode must not take the relay down, nor be logged raw.
+            safe = {
+                "ts": record["ts"],
+                "level": method,
+                "event": "log.render_failed",
+                "for": str(record["event"])[:64],
+            }
+            return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+    # Valid JSON, but line breaks to readers that split on Unicode ones (Python's
+    # splitlines, some log viewers). In UTF-8 these bytes only occur as these characters,
+    # and in JSON only inside strings: replacing them is exact.
+    if b"\xe2\x80\xa8" in line or b"\xe2\x80\xa9" in line or b"\xc2\x85" in line:
+        for raw, escaped in _LINE_BREAKS:
+            line = line.replace(raw, escaped)
+    return line
+
+
+_LINE_BREAKS: Final = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
+
+
+def _encodable(value: Any) -> Any:
+    """`value` with every string valid UTF-8: bytes a peer sent that are not (kept by
+    aiohttp as lone surrogates) become `\\xNN` escapes, other lone surrogates `\\uDXXX`."""
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, dict):
+        return {_utf8(str(k)): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("ascii")
 
 
 def _line_chunks(data: bytes, limit: int) -> list[bytes]:

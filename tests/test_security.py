@@ -6,9 +6,11 @@ never loses a record or stalls the proxy. docs/reliability.md has the table.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
@@ -90,3 +92,59 @@ async def test_the_subprotocol_the_upstream_chose_is_redacted(
     (opened,) = sink.records("ws.open")
     assert opened["subprotocol"].startswith("openai-insecure-api-key.[redacted:secret:")
     assert BROWSER_KEY not in sink.text()
+
+
+async def _raw_request(proxy: Any, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
+    writer.write(request)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    return head
+
+
+@pytest.mark.parametrize(
+    ("request_head", "events"),
+    [
+        (
+            b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nX-Note: caf\xe9 \xff\r\n"
+            b"Content-Length: 2\r\nContent-Type: application/json\r\n\r\n{}",
+            {"http.request", "http.exchange"},
+        ),
+        (
+            b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Note: \xc3\x28\xa0\xa1\r\n\r\n",
+            {"ws.open"},
+        ),
+    ],
+)
+async def test_a_header_that_is_not_utf8_never_loses_its_record(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink, request_head: bytes, events: set[str]
+) -> None:
+    """
+    A client putting bytes that are not UTF-8 in a header cannot hide its activity: the
+    record is written, the bytes escaped (`\\xNN`), never `log.render_failed`.
+    """
+    await _raw_request(proxy, request_head)
+    await asyncio.sleep(0.2)
+
+    written = {r["event"] for r in sink.records()}
+    assert events <= written
+    assert "log.render_failed" not in written
+    assert "\\xff" in sink.text() or "\\xa0" in sink.text()
+
+
+def test_unicode_line_breaks_are_escaped_in_records() -> None:
+    """
+    U+2028, U+2029 and U+0085 inside a string are written escaped, so a reader that splits
+    on Unicode line breaks still sees one record per line, and the value reads back equal.
+    """
+    from proxy.log import render
+
+    text = "one\u2028two\u2029three\u0085four"
+
+    line = render(None, "info", {"event": "realtime.event", "text": text})
+
+    assert 1 == len(line.decode().splitlines())
+    assert text == orjson.loads(line)["text"]
