@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import select
 import stat
@@ -297,6 +298,42 @@ def make_logger(sink: Any, level: str = "info") -> Any:
         processors=[render],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
     ).bind()
+
+
+class _LibraryHandler(logging.Handler):
+    """Takes the records of every library that uses stdlib logging (aiohttp's parser,
+    asyncio) into earshot's log, as `library.log`: the logger's name, its level, the
+    message *template* (scrubbed) and the exception's type. Never the template's
+    arguments nor the exception's text: aiohttp puts the raw request line or header
+    there, with whatever key the client sent."""
+
+    def __init__(self, log: Any, scrub: Callable[[str], str]) -> None:
+        super().__init__(logging.WARNING)
+        self._log = log
+        self._scrub = scrub
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {
+                "logger": self._scrub(record.name[:64]),
+                "message": self._scrub(str(record.msg)[:200]),
+            }
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["error"] = record.exc_info[0].__name__
+            self._log.warning("library.log", **fields)
+        except Exception:  # noqa: BLE001 (logging must never raise into the library)
+            return
+
+
+def route_library_logging(log: Any, scrub: Callable[[str], str]) -> None:
+    """Route stdlib logging (and warnings) through earshot's log: nothing a library logs
+    reaches stdout or stderr unredacted. Called once, by the entry point."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_LibraryHandler(log, scrub))
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
 
 
 def configure(sink: LogSink, level: str = "info") -> None:

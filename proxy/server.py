@@ -23,8 +23,9 @@ from aiohttp import WSCloseCode, web
 
 from proxy.app import make_app
 from proxy.context import APP
-from proxy.log import LogSink, configure, make_logger
+from proxy.log import LogSink, configure, make_logger, route_library_logging
 from proxy.metrics import Metrics
+from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 
 
@@ -124,6 +125,7 @@ def _run_one(settings: Settings, *, reuse_port: bool) -> int:
         return 2
     configure(sink, settings.log.level)
     log = make_logger(sink, settings.log.level)
+    route_library_logging(log, Redactor(Policy()).scrub_text)
     _install_uvloop()
     try:
         asyncio.run(serve(settings, log, metrics, reuse_port=reuse_port, reopen_log=sink.reopen))

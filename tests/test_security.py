@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import MemorySink, ProxyFactory
+from tests.test_cli import ROOT, _free_port, _wait_healthy
 from tests.fake_upstream import FakeUpstream
 
 KEY = "sk-proj-ATTACKERsawTHIS0123456789abcdef"
@@ -148,3 +155,62 @@ def test_unicode_line_breaks_are_escaped_in_records() -> None:
 
     assert 1 == len(line.decode().splitlines())
     assert text == orjson.loads(line)["text"]
+
+
+MALFORMED = [
+    b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\x01\r\n\r\n",
+    b"GET /v1/realtime?api-key=KEY\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\nX-Big: KEY" + b"A" * 9000 + b"\r\n\r\n",
+    b"GET /v1/realtime HTTP/1.1\r\nAuth orization: KEY\r\n\r\n",
+    b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /v1/realtime HTTP/9.9\r\nAuthorization: Bearer KEY\r\n\r\n",
+    b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer KEY\r\n"
+    b"Content-Length: 100\r\n\r\n{\"a\":",
+]
+
+
+def _slices(secret: str, n: int = 12) -> list[str]:
+    return [secret[i : i + n] for i in range(len(secret) - n + 1)]
+
+
+async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
+    upstream: Any, tmp_path: Path
+) -> None:
+    """
+    Requests aiohttp's parser refuses (control characters, a header over 8 KB, a bad
+    header name, a bad chunk size, a bad HTTP version, an aborted upload) with a key in
+    them: the shipped default config, and neither stdout, stderr nor the log has the key
+    or any 12-character slice of it; the log has a `library.log` record for each.
+    """
+    _fake, server = upstream
+    port = _free_port()
+    env = {**os.environ, "EARSHOT_UPSTREAM_URL": str(server.make_url("")).rstrip("/")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--config", "config/default.yaml", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await _wait_healthy(port, proc)
+        for request in MALFORMED:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request.replace(b"KEY", KEY.encode()))
+            await writer.drain()
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(reader.read(1024), 0.5)
+            writer.close()
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    text = (out + err).decode("utf-8", "replace")
+    assert [] == [s for s in _slices(KEY) if s in text]
+    assert b"Traceback" not in err
+    library = [r for r in map(orjson.loads, out.splitlines()) if r["event"] == "library.log"]
+    assert len(MALFORMED) - 1 <= len(library)  # the aborted upload may log nothing
