@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +26,20 @@ from proxy.records import EventPolicy
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
+
+
+_ENCODED_SEPARATOR: Final = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
+
+
+def _is_normal(raw_path: str) -> bool:
+    """Whether a raw request path is its own normal form: no dot segments, no empty
+    segment, no backslash, and no percent-encoded dot, slash, backslash, percent or NUL
+    (which the upstream, or a proxy in front of it, could decode and resolve outside the
+    forwarded prefixes). Only such a path is forwarded."""
+    if "\\" in raw_path or _ENCODED_SEPARATOR.search(raw_path):
+        return False
+    segments = raw_path.split("/")[1:]
+    return all(s not in ("", ".", "..") for s in segments[:-1]) and segments[-1] not in (".", "..")
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -110,15 +125,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     path = state.upstream.unprefixed(request.path)
     raw = request.rel_url.raw_path
-    if (
-        request.method == "CONNECT"
-        or not raw.startswith("/")
-        or raw.startswith("//")
-        or "/../" in raw + "/"
-        or "/./" in raw + "/"
-    ):
+    if request.method == "CONNECT" or not raw.startswith("/"):
         raise web.HTTPBadRequest(text="earshot: request target not accepted\n")
-    if not _under(path, state.forward_prefixes):
+    if not _is_normal(raw) or not _under(path, state.forward_prefixes):
         raise web.HTTPNotFound()
     if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
         return await relay.realtime(request)

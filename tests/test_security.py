@@ -214,3 +214,34 @@ async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
     assert b"Traceback" not in err
     library = [r for r in map(orjson.loads, out.splitlines()) if r["event"] == "library.log"]
     assert len(MALFORMED) - 1 <= len(library)  # the aborted upload may log nothing
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/realtime/%2e%2e/%2e%2e/admin",
+        "/v1/realtime/%2E%2E/admin",
+        "/v1/realtime/..%2fadmin",
+        "/v1/realtime/%2f../admin",
+        "/v1/realtime/..%5cadmin",
+        "/v1/realtime/..\\admin",
+        "/v1/realtime/%252e%252e/admin",
+        "/v1/realtime/./client_secrets",
+        "/v1/realtime//client_secrets",
+        "/v1/realtime/calls/x/..",
+        "/v1/realtime/client_secrets%00",
+    ],
+)
+async def test_a_path_that_is_not_its_own_normal_form_is_not_forwarded(
+    proxy: Any, fake: FakeUpstream, target: str
+) -> None:
+    """
+    Encoded dots, slashes and backslashes, double encoding and dot segments could be
+    resolved by the upstream outside the forwarded prefixes: 404, and nothing forwarded.
+    """
+    head = await _raw_request(
+        proxy, f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+    )
+
+    assert head.startswith(b"HTTP/1.1 404")
+    assert [] == fake.requests
