@@ -27,7 +27,6 @@ from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
 
-
 _ENCODED_SEPARATOR: Final = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
 
 

@@ -315,8 +315,8 @@ class _LibraryHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             fields: dict[str, Any] = {
-                "logger": self._scrub(record.name[:64]),
-                "message": self._scrub(str(record.msg)[:200]),
+                "logger": self._scrub(record.name)[:64],
+                "message": self._scrub(str(record.msg))[:200],
             }
             if record.exc_info and record.exc_info[0] is not None:
                 fields["error"] = record.exc_info[0].__name__

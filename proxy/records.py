@@ -28,6 +28,8 @@ from protocol.session import BetaSession, Session
 from proxy.redact import AUDIO_BYTES_PER_MS, PCM16_24K, Redactor, base64_length, bytes_per_ms
 
 _MAX_SUMMARIES: Final = 64
+_MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
+_CARRY: Final = 256  # characters of a stream kept to find a key split across two deltas
 _POLICY_CACHE_MAX: Final = 1024
 
 
@@ -192,6 +194,7 @@ class Recorder:
         }
         self._interval = summary_interval
         self._summaries: dict[tuple[Any, ...], Summary] = {}
+        self._carries: dict[tuple[Any, ...], str] = {}
         self.session_id: str | None = None
         self.input_bpms = PCM16_24K
         self.output_bpms = PCM16_24K
@@ -250,23 +253,43 @@ class Recorder:
         """One `realtime.event` record: the whole event, redacted."""
         AUDIO_BYTES_PER_MS.set(self._bpms(direction, kind, event))
         unknown = isinstance(event, protocol.UnknownEvent)
+        payload = self._redactor.model(event)
+        if kind.fold == "delta" and not kind.audio and type(payload.get("delta")) is str:
+            payload["delta"] = self._stream_text(direction, kind, event)
         record: dict[str, Any] = {
             "direction": direction,
             # A modelled event's type is one of ours; only an unknown one came off the wire.
             "type": self._redactor.scrub_text(kind.type) if unknown else kind.type,
             "size": size,
-            "payload": self._redactor.model(event),
+            "payload": payload,
         }
         event_id = (
             event.event_id if isinstance(event, protocol.Event) else event.extra.get("event_id")
         )
         if isinstance(event_id, str):
-            record["event_id"] = self._redactor.scrub_text(event_id[:128])
+            record["event_id"] = self._redactor.cut(event_id, 128)
         if unknown:
             record["unknown"] = True
         elif problems := protocol.validate(event):
             record["problems"] = problems
         self.log.info("realtime.event", **record)
+
+    def _stream_text(self, direction: str, kind: _Kind, event: Any) -> str:
+        """A text delta logged whole, scrubbed with the end of its stream's earlier
+        deltas: a key split across two deltas is redacted in both (SPEC §1, invariant 4)."""
+        key = (
+            direction,
+            kind.type,
+            getattr(event, "item_id", None),
+            getattr(event, "content_index", None),
+            getattr(event, "call_id", None),
+        )
+        carry = self._carries.pop(key, "")
+        text: str = event.delta
+        if len(self._carries) >= _MAX_STREAMS:
+            del self._carries[next(iter(self._carries))]
+        self._carries[key] = (carry + text)[-_CARRY:]
+        return self._redactor.scrub_stream(carry, text)
 
     # --- summaries ---------------------------------------------------------------------
 
@@ -307,8 +330,8 @@ class Recorder:
             direction=direction,
             type=self._redactor.scrub_text(event_type),
             started=now,
-            item_id=self._redactor.scrub_text(item_id[:128]) if item_id else None,
-            response_id=self._redactor.scrub_text(response_id[:128]) if response_id else None,
+            item_id=self._redactor.cut(item_id, 128) if item_id else None,
+            response_id=self._redactor.cut(response_id, 128) if response_id else None,
         )
         return summary
 
@@ -356,7 +379,7 @@ class Recorder:
         if not isinstance(session, _SESSIONS):
             return
         if self.session_id is None and isinstance(session.id, str) and session.id:
-            self.session_id = self._redactor.scrub_text(session.id[:128])
+            self.session_id = self._redactor.cut(session.id, 128)
             self.log = self.log.bind(session=self.session_id)
         self._follow_formats(session)
 

@@ -16,6 +16,7 @@ Nothing here raises on hostile input: every entry point is total.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import hmac
 import os
@@ -25,6 +26,8 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
+import orjson
+import regex
 from attrs import frozen
 
 import protocol
@@ -39,16 +42,74 @@ _SECRET_PATTERNS: Final = (
     r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}",
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
 )
-_BLOB = r"[A-Za-z0-9+/_\-]{64,}={0,2}"
-_SECRET_KEY = re.compile(
-    r"(?i)(?:^|[_\-])(?:token|secret|password|passwd|authorization|api[_\-]?key|apikey|cookie"
-    r"|credentials?|private[_\-]?key|signature|sig)$|^(?:headers|key|set-cookie|x-api-key)$"
+# Base64 (audio, images, files) is collapsed where it runs to 64 characters or more, also
+# when it is cut into pieces of 16 or more joined by a few separators (wrapped lines,
+# dotted chunks). The run and separator classes are disjoint, so the scan is linear.
+_B64_RUN = r"[A-Za-z0-9+/_\-]{16,}={0,2}"
+_BLOB = rf"{_B64_RUN}(?:[\s.,;:|]{{1,3}}{_B64_RUN})*"
+_BLOB_MIN: Final = 64  # base64 characters in a run (or its pieces) that count as data
+_B64_PIECE = re.compile(r"[A-Za-z0-9+/_\-]{16,}={0,2}")
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/_\-=]")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,15}://[^\s\"'<>\\]+")
+_SDP_LINE = re.compile(
+    r"(?im)^[ \t]*(?:v=0|a=(?:ice-|candidate|crypto|rtcp|remote-candidates)|c=in\s|k=)"
 )
-_SECRET_HEADERS: Final = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
-)
-_SECRET_QUERY: Final = frozenset({"api-key", "api_key", "authorization", "token", "key", "sig"})
+_MAX_SCAN: Final = 1 << 20  # characters: a longer string is logged as its length only
+_PARTIAL_MIN: Final = 8  # a key's prefix this long at the end of a value counts as a key
+
+# Credential names, matched on their parts once normalised (case, `-`, `_`, camel case):
+# `aws_secret_access_key`, `accessToken`, `Ocp-Apim-Subscription-Key`, `pwd`, ...
+_SECRET_PARTS: Final = frozenset(
+    {
+        "secret", "token", "password", "passwd", "pwd", "passphrase", "auth", "authorization",
+        "authentication", "oauth", "credential", "credentials", "cookie", "signature", "sig",
+        "apikey", "secretkey", "accesskey", "privatekey", "sessionkey", "headers",
+    }
+)  # fmt: skip
+# The same words run together without a separator (`accesstoken`, `clientsecret`, a
+# header's lower-cased `openaiapikey`).
+_SECRET_SUFFIXES: Final = (
+    "token", "secret", "password", "passwd", "apikey", "accesskey", "secretkey", "privatekey",
+    "sessionkey", "subscriptionkey",
+)  # fmt: skip
+_KEY_QUALIFIERS: Final = frozenset(
+    {
+        "api", "access", "secret", "private", "session", "subscription", "client", "auth",
+        "encryption", "signing", "master", "account", "service", "shared", "app", "x", "ocp",
+        "openai", "azure", "aws", "admin", "ice",
+    }
+)  # fmt: skip
+_HARMLESS_NAMES: Final = frozenset(
+    {
+        "input_token_details", "output_token_details", "cached_tokens_details", "token_type",
+        "max_output_tokens", "max_response_output_tokens", "input_tokens", "output_tokens",
+        "auth_type", "authorization_url", "token_count", "author",
+    }
+)  # fmt: skip
+_SECRET_HEADERS: Final = frozenset({"proxy-authorization", "api-key", "set-cookie"})
 _INSECURE_KEY_PREFIX: Final = "openai-insecure-api-key."
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def is_secret_name(name: str) -> bool:
+    """Whether a JSON key, header or query parameter name is a credential's: normalised
+    (camel case, `-`, `_`, case), then matched on its parts (`secret`, `token`, `pwd`,
+    `auth`, `key` with a qualifier, ...), with an allow-list of harmless names."""
+    parts = [p for p in _CAMEL.split(name.strip()) if p]
+    lowered = [p.lower() for p in parts]
+    if "_".join(lowered) in _HARMLESS_NAMES:
+        return False
+    if lowered == ["key"]:
+        return True
+    for i, part in enumerate(lowered):
+        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES):
+            return True
+        if part in ("key", "keys") and i > 0 and lowered[i - 1] in _KEY_QUALIFIERS:
+            return True
+    return False
+
+
 _MEDIA_TYPE = re.compile(r"[\w.+\-]{1,40}/[\w.+\-]{1,60}")
 _MAX_DEPTH: Final = 24
 _MAX_REASON: Final = 123
@@ -100,6 +161,8 @@ class Redactor:
         self._key = policy.fingerprint_key
         secret_re = "|".join((*_SECRET_PATTERNS, *policy.patterns))
         self._secret = re.compile(secret_re)
+        # `regex` for what `re` cannot do: a match that the end of a value cuts short.
+        self._partial = regex.compile(secret_re)
         self._scrub_re = re.compile(f"(?P<s>{secret_re})|(?P<b>{_BLOB})")
         self._conv = protocol.make_converter()
         self._register_hooks()
@@ -142,7 +205,7 @@ class Redactor:
             out: dict[str, Any] = {"redacted": "image", "url": True}
             if self.policy.image_host:
                 host = urlsplit(value).hostname or ""
-                out["host"] = self.scrub_text(host[:253])
+                out["host"] = self.cut(host, 253)
             return out
         return {"redacted": "file", "bytes": base64_length(value)}
 
@@ -156,7 +219,8 @@ class Redactor:
         return {"redacted": "text"}
 
     def scrub_text(self, value: str) -> str:
-        """Text with secrets replaced by fingerprints and long base64 runs collapsed."""
+        """Text with secrets replaced by fingerprints, long base64 runs (whole or in
+        pieces) collapsed, and URLs and SDP bodies redacted as their typed fields are."""
         # Most strings are short ids and words: a few substring tests rule them out far
         # faster than the combined regex can (every built-in pattern has one of these
         # markers; a blob needs 64 characters). Configured patterns disable the shortcut.
@@ -169,16 +233,64 @@ class Redactor:
                 or "bearer" in low
                 or "akia" in low
                 or "asia" in low
+                or "://" in low
+                or "=" in low  # an SDP line
             ):
                 return value
+        if len(value) > _MAX_SCAN:
+            # The work per frame is bounded: what is too long to scan is not logged.
+            return f"[redacted:unscanned:{len(value)} chars]"
+        if "://" in value:
+            value = _URL.sub(lambda m: self.url(m.group(0)), value)
+        if "=" in value and _SDP_LINE.search(value):
+            return self.sdp(value)
+        return self._scrub_plain(value)
+
+    def _scrub_plain(self, value: str) -> str:
+        """Secret patterns and base64 runs only (no URL or SDP structure)."""
         if self._scrub_re.search(value) is None:
             return value
         return self._scrub_re.sub(self._replace, value)
 
+    def cut(self, value: str, limit: int) -> str:
+        """`value` scrubbed, then cut to `limit` characters: a key across the cut is
+        redacted whole, and one cut short at the end of the value still counts."""
+        return self.scrub_end(self.scrub_text(value))[:limit]
+
+    def scrub_end(self, text: str) -> str:
+        """`text` with a key's beginning at its very end redacted (a value cut short, or
+        the first half of a key split across two deltas)."""
+        tail = text[-256:]
+        for m in self._partial.finditer(tail, partial=True):
+            if m.partial and len(m.group(0)) >= _PARTIAL_MIN:
+                cut = len(text) - len(tail) + m.start()
+                return f"{text[:cut]}[redacted:secret:{self.fingerprint(m.group(0))}]"
+        return text
+
+    def scrub_stream(self, carry: str, text: str) -> str:
+        """One delta of a stream, scrubbed with the stream's last characters before it
+        (`carry`): a key that began in an earlier delta is redacted where it ends, one that
+        begins here and is cut off by the delta's end is redacted too. Neither half of a
+        split key reaches the log."""
+        joined = carry + text
+        head = 0
+        for m in self._secret.finditer(joined):
+            if m.start() < len(carry) < m.end():
+                head = m.end() - len(carry)
+        if head:
+            mark = f"[redacted:secret:{self.fingerprint(text[:head])}]"
+            return mark + self.scrub_end(self.scrub_text(text[head:]))
+        return self.scrub_end(self.scrub_text(text))
+
     def _replace(self, m: re.Match[str]) -> str:
         if m.group("s") is not None:
             return f"[redacted:secret:{self.fingerprint(m.group(0))}]"
-        return f"[redacted:blob:{base64_length(m.group(0))}]"
+        found = m.group(0)
+        chars = len(found) if len(found) < _BLOB_MIN else len(_B64_CHARS.findall(found))
+        if chars < _BLOB_MIN:
+            # A few long words, not data; a key inside them is still a key.
+            return self._secret.sub(lambda k: f"[redacted:secret:{self.fingerprint(k[0])}]", found)
+        return f"[redacted:blob:{chars * 3 // 4}]"
 
     def url(self, value: str) -> str:
         """A URL with userinfo removed and secret-named query values replaced."""
@@ -204,7 +316,7 @@ class Redactor:
         """A query string with credentials (`api-key`, `token`, ...) replaced."""
         pairs = []
         for k, v in parse_qsl(query, keep_blank_values=True):
-            if k.lower() in _SECRET_QUERY or _SECRET_KEY.search(k):
+            if is_secret_name(k):
                 v = f"[redacted:secret:{self.fingerprint(v)}]"
             else:
                 v = self.scrub_text(v)
@@ -222,13 +334,43 @@ class Redactor:
         if isinstance(value, dict):
             return {
                 self.scrub_text(k): self.secret(v)
-                if _SECRET_KEY.search(k) and v is not None
+                if v is not None and is_secret_name(k)
                 else self.scrub(v, depth + 1)
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self.scrub(v, depth + 1) for v in value]
+            return self._scrub_pieces([self.scrub(v, depth + 1) for v in value], value)
         return value
+
+    def _scrub_pieces(self, scrubbed: list[Any], raw: list[Any]) -> list[Any]:
+        """Base64 cut into list items (chunks under 64 characters each): consecutive
+        items that are each one base64 piece, 64 characters or more together, collapse."""
+        out, i = scrubbed, 0
+        while i < len(raw):
+            j = i
+            while j < len(raw) and isinstance(raw[j], str) and _B64_PIECE.fullmatch(raw[j]):
+                j += 1
+            if j - i > 1 and sum(len(raw[k]) for k in range(i, j)) >= _BLOB_MIN:
+                if out is scrubbed:
+                    out = list(scrubbed)
+                for k in range(i, j):
+                    out[k] = f"[redacted:blob:{base64_length(raw[k])}]"
+            i = j + 1
+        return out
+
+    def json_text(self, value: str) -> str:
+        """Text that may be JSON (function-call arguments and outputs, MCP arguments):
+        parsed and scrubbed like any undeclared JSON, credential names included."""
+        stripped = value.lstrip()
+        if stripped[:1] in ("{", "["):
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return self.scrub_text(value)
+            scrubbed = self.scrub(parsed)
+            if scrubbed != parsed:
+                return orjson.dumps(scrubbed).decode()
+        return self.scrub_text(value)
 
     # --- models ------------------------------------------------------------------------
 
@@ -249,7 +391,7 @@ class Redactor:
     def _text_hook(self, text_class: str) -> Callable[[str], Any]:
         mode = self.policy.text_mode(text_class)
         if mode == "keep":
-            return self.scrub_text
+            return self.json_text if text_class == "tool" else self.scrub_text
         return lambda value: self.text(value, mode)
 
     def model(self, model: protocol.Model) -> dict[str, Any]:
@@ -266,13 +408,13 @@ class Redactor:
         out: dict[str, Any] = {}
         for name, value in headers:
             lname = name.lower()
-            if lname in _SECRET_HEADERS or _SECRET_KEY.search(lname):
+            if lname in _SECRET_HEADERS or is_secret_name(lname):
                 rendered: Any = self.secret(value)
             elif lname == "sec-websocket-protocol":
                 rendered = self.subprotocols(value.split(","))
             else:
-                rendered = self.scrub_text(value[:1024])
-            out[self.scrub_text(lname[:128])] = rendered
+                rendered = self.cut(value, 1024)
+            out[self.cut(lname, 128)] = rendered
         return out
 
     def subprotocols(self, protocols: Iterable[str]) -> str:
@@ -287,26 +429,54 @@ class Redactor:
         return ", ".join(out)
 
     def sdp(self, sdp: str) -> str:
-        """SDP with ICE credentials and candidate addresses removed."""
-        lines = []
-        for line in sdp.splitlines()[:512]:
-            if line.startswith(("a=ice-pwd:", "a=ice-ufrag:")):
-                attr, _, value = line.partition(":")
-                line = f"{attr}:[redacted:secret:{self.fingerprint(value)}]"
-            elif line.startswith("a=candidate:"):
-                fields = line.split(" ")
-                if len(fields) > 5:
-                    fields[4] = "[redacted:addr]"
-                for i, f in enumerate(fields[:-1]):
-                    if f in ("raddr", "rport"):
-                        fields[i + 1] = "[redacted]"
-                line = " ".join(fields)
-            elif line.startswith(("c=", "o=")):
-                fields = line.split(" ")
-                fields[-1] = "[redacted:addr]"
-                line = " ".join(fields)
-            lines.append(self.scrub_text(line))
-        return "\n".join(lines)
+        """SDP with ICE credentials, crypto keys and every address removed.
+
+        Each line is parsed (`type=value`, attribute name up to `:` or a space, in any
+        case, after any white space), so spellings that dodge an exact-text rule
+        (`A=ice-pwd:`, a leading space, no colon) are redacted the same way.
+        """
+        return "\n".join(self._sdp_line(line) for line in sdp.splitlines()[:512])
+
+    def _sdp_line(self, line: str) -> str:
+        kind, eq, value = line.strip().partition("=")
+        kind = kind.strip().lower()
+        if not eq or len(kind) != 1 or not kind.isalpha():  # not an SDP line
+            return self._scrub_plain(line)
+        if kind in ("c", "o"):  # connection / origin: the address is the last field
+            fields = value.split()
+            return f"{kind}={' '.join([*fields[:-1], '[redacted:addr]'])}"
+        if kind == "k":  # an encryption key line
+            return f"k=[redacted:secret:{self.fingerprint(value)}]"
+        if kind != "a":
+            return self._scrub_plain(f"{kind}={value}")
+        name, sep, rest = value.strip().partition(":")
+        if not sep and " " in name:  # `a=ice-pwd xyz`: no colon
+            name, _, rest = name.partition(" ")
+            sep = ":"
+        attr = name.strip().lower()
+        fields = rest.split()
+        if attr in ("ice-pwd", "ice-ufrag"):
+            rest = f"[redacted:secret:{self.fingerprint(rest.strip())}]"
+        elif attr == "crypto":  # `tag suite inline:<key>[|lifetime][|mki]`
+            rest = " ".join(
+                f"inline:[redacted:secret:{self.fingerprint(f)}]" if f.lower().startswith("inline:")
+                else f
+                for f in fields
+            )  # fmt: skip
+        elif attr == "candidate":  # foundation component transport priority ADDRESS port ...
+            rest = " ".join(
+                "[redacted:addr]"
+                if i == 4 or (i > 0 and fields[i - 1].lower() in ("raddr", "rport"))
+                else f
+                for i, f in enumerate(fields)
+            )
+        elif attr == "rtcp":  # port [nettype addrtype ADDRESS]
+            rest = " ".join([*fields[:3], *(["[redacted:addr]"] if len(fields) > 3 else [])])
+        elif attr == "remote-candidates":  # (component ADDRESS port)+
+            rest = " ".join("[redacted:addr]" if i % 3 == 1 else f for i, f in enumerate(fields))
+        else:
+            return self._scrub_plain(f"a={value.strip()}")
+        return f"a={attr}{sep}{rest}"
 
     def reason(self, reason: str | bytes | None) -> str:
         """A close reason or error message: scrubbed and bounded."""
@@ -314,4 +484,4 @@ class Redactor:
             return ""
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        return self.scrub_text(reason[:_MAX_REASON])
+        return self.cut(reason, _MAX_REASON)

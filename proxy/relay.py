@@ -74,7 +74,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     # The connection's context, bound once: every record of the session carries it.
     model = request.query.get("model") or request.query.get("deployment")
     log = (
-        state.log.bind(conn=conn, model=state.redactor.scrub_text(model[:128]))
+        state.log.bind(conn=conn, model=state.redactor.cut(model, 128))
         if model
         else state.log.bind(conn=conn)
     )
@@ -259,7 +259,7 @@ def _model_or_call(request: web.Request, state: AppState) -> dict[str, str]:
     for key in ("call_id", "intent", "deployment", "api-version"):
         value = request.query.get(key)
         if value is not None:
-            out[key.replace("-", "_")] = state.redactor.scrub_text(value[:128])
+            out[key.replace("-", "_")] = state.redactor.cut(value, 128)
     return out
 
 

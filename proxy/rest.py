@@ -72,7 +72,7 @@ def render_body(
         return {"sdp": redactor.sdp(body.decode("utf-8", "replace"))}
     if media == "multipart/form-data":
         return _render_multipart(redactor, body, content_type, response=response)
-    return {"bytes": len(body), "content_type": redactor.scrub_text(media[:80])}
+    return {"bytes": len(body), "content_type": redactor.cut(media, 80)}
 
 
 def _render_multipart(redactor: Redactor, body: bytes, content_type: str, *, response: bool) -> Any:
@@ -86,7 +86,7 @@ def _render_multipart(redactor: Redactor, body: bytes, content_type: str, *, res
         name = part.get_param("name", header="content-disposition") or "part"
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
-        key = redactor.scrub_text(str(name)[:64])
+        key = redactor.cut(str(name), 64)
         if key == "sdp":
             parts[key] = redactor.sdp(data.decode("utf-8", "replace"))
         elif key == "session":
@@ -163,7 +163,7 @@ async def exchange(request: web.Request) -> web.StreamResponse:
         "headers": redactor.headers(upstream_response.headers.items()),
         "body": render_body(redactor, route, plain, content_type, response=True)
         if plain is not None
-        else {"bytes": len(response_body), "content_encoding": redactor.scrub_text(encoding[:32])},
+        else {"bytes": len(response_body), "content_encoding": redactor.cut(encoding, 32)},
     }
     record["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
     log.info("http.exchange", **record)

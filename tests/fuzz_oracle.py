@@ -18,7 +18,7 @@ import orjson
 import protocol
 from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
-from proxy.redact import _SECRET_KEY, Policy, Redactor
+from proxy.redact import Policy, Redactor, is_secret_name
 
 
 class _Sink:
@@ -66,7 +66,7 @@ def _assert_no_secret_values(value: object, canary: str) -> None:
     """Under a credential-named key, only a redaction marker may be logged."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            if _SECRET_KEY.search(key) and inner is not None:
+            if is_secret_name(key) and inner is not None:
                 assert canary not in orjson.dumps(inner).decode(), f"canary under {key!r}"
             _assert_no_secret_values(inner, canary)
     elif isinstance(value, list):
