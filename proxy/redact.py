@@ -69,8 +69,8 @@ _SECRET_PARTS: Final = frozenset(
 # The same words run together without a separator (`accesstoken`, `clientsecret`, a
 # header's lower-cased `openaiapikey`).
 _SECRET_SUFFIXES: Final = (
-    "token", "secret", "password", "passwd", "apikey", "accesskey", "secretkey", "privatekey",
-    "sessionkey", "subscriptionkey",
+    "token", "secret", "password", "passwd", "pwd", "auth", "credential", "credentials",
+    "apikey", "accesskey", "secretkey", "privatekey", "sessionkey", "subscriptionkey",
 )  # fmt: skip
 _KEY_QUALIFIERS: Final = frozenset(
     {
@@ -79,6 +79,7 @@ _KEY_QUALIFIERS: Final = frozenset(
         "openai", "azure", "aws", "admin", "ice",
     }
 )  # fmt: skip
+_QUALIFIED_KEYS: Final = tuple(f"{q}key" for q in sorted(_KEY_QUALIFIERS))
 _HARMLESS_NAMES: Final = frozenset(
     {
         "input_token_details", "output_token_details", "cached_tokens_details", "token_type",
@@ -103,7 +104,7 @@ def is_secret_name(name: str) -> bool:
     if lowered == ["key"]:
         return True
     for i, part in enumerate(lowered):
-        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES):
+        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES + _QUALIFIED_KEYS):
             return True
         if part in ("key", "keys") and i > 0 and lowered[i - 1] in _KEY_QUALIFIERS:
             return True

@@ -26,6 +26,7 @@ from tests.conftest import MemorySink
 from tests.helpers import corpus
 
 CORPUS = corpus()
+REDACTOR = Redactor(Policy())
 TOKENS = st.text(alphabet=string.ascii_letters + string.digits, min_size=24, max_size=40)
 # Canaries that no lowercase event type can contain: a test that logs a type on purpose
 # can never find a canary in it by chance.
@@ -225,3 +226,132 @@ def test_undecodable_frames_log_metadata_only(data: bytes) -> None:
     (record,) = sink.records()
     assert "realtime.undecodable" == record["event"]
     assert {"ts", "level", "event", "direction", "size", "sha256", "reason"} == set(record)
+
+
+# --- the edges an attacker tried (see tests/test_security.py for each one by name) ------
+
+KEY_PREFIXES = st.sampled_from(["sk-", "sk-proj-", "sk-svcacct-", "ek_", "Bearer "])
+TEXT_DELTAS = st.sampled_from(
+    [
+        "response.output_text.delta",
+        "response.output_audio_transcript.delta",
+        "response.function_call_arguments.delta",
+        "conversation.item.input_audio_transcription.delta",
+        "response.text.delta",
+        "response.audio_transcript.delta",
+    ]
+)
+
+
+def _slices(secret: str, n: int) -> list[str]:
+    return [secret[i : i + n] for i in range(max(1, len(secret) - n + 1))]
+
+
+@SETTINGS
+@given(
+    prefix=KEY_PREFIXES,
+    token=UPPER_TOKENS,
+    before=st.text(alphabet=string.ascii_lowercase + " ,.", max_size=40),
+    cuts=st.lists(st.integers(1, 80), min_size=1, max_size=4),
+    event_type=TEXT_DELTAS,
+)
+def test_no_key_split_over_any_deltas_is_logged(
+    prefix: str, token: str, before: str, cuts: list[int], event_type: str
+) -> None:
+    """
+    A key split anywhere, over two to five deltas of one stream, logged whole (audit):
+    no 12-character slice of its secret part reaches the log.
+    """
+    text = f"{before} {prefix}{token} after"
+    points = sorted({min(c, len(text) - 1) for c in cuts})
+    parts = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    sink = MemorySink()
+    recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
+    for part in parts:
+        frame = {"type": event_type, "item_id": "item_1", "content_index": 0, "delta": part}
+        recorder.text("server", orjson.dumps(frame))
+
+    assert [] == [s for s in _slices(token, 12) if s in sink.text()]
+
+
+@SETTINGS
+@given(
+    prefix=KEY_PREFIXES,
+    token=UPPER_TOKENS,
+    filler=st.text(alphabet=string.ascii_lowercase + " ", min_size=0, max_size=160),
+    limit=st.sampled_from([64, 128, 1024]),
+)
+def test_no_cut_value_keeps_a_key_prefix(prefix: str, token: str, filler: str, limit: int) -> None:
+    """
+    A key anywhere around the cut of a bounded value leaves at most 8 of its characters.
+    """
+    rendered = REDACTOR.cut(f"{filler} {prefix}{token}", limit)
+
+    assert [] == [s for s in _slices(token, 9) if s in rendered]
+
+
+NAME_PARTS = st.sampled_from(
+    ["secret", "token", "password", "pwd", "auth", "credential", "apikey"]
+) | st.tuples(
+    st.sampled_from(["api", "access", "secret", "private", "session", "subscription", "client"]),
+    st.just("key"),
+).map(lambda t: f"{t[0]}_{t[1]}")
+
+
+@SETTINGS
+@given(
+    qualifier=st.sampled_from(["", "aws", "openai", "refresh", "x", "my", "ocp_apim"]),
+    part=NAME_PARTS,
+    style=st.sampled_from(["snake", "kebab", "camel", "upper", "title-kebab"]),
+    canary=UPPER_TOKENS,
+)
+def test_no_renamed_credential_is_logged(
+    qualifier: str, part: str, style: str, canary: str
+) -> None:
+    """
+    A credential under any spelling of its name (case, `-`, `_`, camel case, a
+    qualifier in front), as a JSON key, a header, a query parameter and inside JSON text.
+    """
+    words = [w for w in [*qualifier.split("_"), *part.split("_")] if w]
+    name = {
+        "snake": "_".join(words),
+        "kebab": "-".join(words),
+        "camel": words[0] + "".join(w.title() for w in words[1:]),
+        "upper": "_".join(words).upper(),
+        "title-kebab": "-".join(w.title() for w in words),
+    }[style]
+    rendered = [
+        orjson.dumps(REDACTOR.scrub({"a": [{name: canary}]})).decode(),
+        orjson.dumps(REDACTOR.headers([(name, canary)])).decode(),
+        REDACTOR.url(f"https://h.example/p?{name}={canary}"),
+        REDACTOR.json_text(orjson.dumps({name: canary}).decode()),
+    ]
+
+    assert [] == [r for r in rendered if canary in r]
+
+
+@SETTINGS
+@given(
+    canary=UPPER_TOKENS,
+    where=st.sampled_from(["userinfo", "query", "sdp", "sdp-odd"]),
+    field=st.sampled_from(["image_url", "server_url", "note", "sdp"]),
+    event_type=st.text(alphabet=string.ascii_lowercase + ".", min_size=3, max_size=20),
+)
+def test_no_url_or_sdp_secret_in_unmodelled_data_is_logged(
+    canary: str, where: str, field: str, event_type: str
+) -> None:
+    """
+    URLs with user info or token queries and SDP bodies with ICE passwords, inside
+    unknown events: the secret never reaches the log.
+    """
+    value = {
+        "userinfo": f"https://user:{canary}@mcp.example.com/mcp",
+        "query": f"https://cdn.example.com/a.png?w=1&token={canary}&sig={canary}",
+        "sdp": f"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=ice-pwd:{canary}\r\n",
+        "sdp-odd": f"v=0\r\n A=ICE-PWD {canary}\r\n",
+    }[where]
+    frame = orjson.dumps({"type": f"x.{event_type}", field: value, "nested": [{field: value}]})
+
+    sink, _ = _render("ga", "server", frame, "full")
+
+    assert canary not in sink.text()
