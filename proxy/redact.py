@@ -261,27 +261,41 @@ class Redactor:
     def scrub_end(self, text: str) -> str:
         """`text` with a key's beginning at its very end redacted (a value cut short, or
         the first half of a key split across two deltas)."""
-        tail = text[-256:]
-        for m in self._partial.finditer(tail, partial=True):
+        start = self._partial_start(text)
+        if start is None:
+            return text
+        return text[:start] + self._secret_mark(text[start:])
+
+    def _partial_start(self, text: str) -> int | None:
+        """Where a key that `text`'s end cuts short begins, if it is long enough to count."""
+        offset = max(0, len(text) - 256)
+        for m in self._partial.finditer(text, pos=offset, partial=True):
             if m.partial and len(m.group(0)) >= _PARTIAL_MIN:
-                cut = len(text) - len(tail) + m.start()
-                return f"{text[:cut]}[redacted:secret:{self.fingerprint(m.group(0))}]"
-        return text
+                return m.start()
+        return None
+
+    def _secret_mark(self, value: str) -> str:
+        return f"[redacted:secret:{self.fingerprint(value)}]"
 
     def scrub_stream(self, carry: str, text: str) -> str:
         """One delta of a stream, scrubbed with the stream's last characters before it
-        (`carry`): a key that began in an earlier delta is redacted where it ends, one that
-        begins here and is cut off by the delta's end is redacted too. Neither half of a
-        split key reaches the log."""
-        joined = carry + text
+        (`carry`): a key that began in an earlier delta is redacted where it goes on, and
+        one that this delta's end cuts short is redacted too. Neither half of a key split
+        across deltas reaches the log."""
+        joined, n = carry + text, len(carry)
         head = 0
         for m in self._secret.finditer(joined):
-            if m.start() < len(carry) < m.end():
-                head = m.end() - len(carry)
-        if head:
-            mark = f"[redacted:secret:{self.fingerprint(text[:head])}]"
-            return mark + self.scrub_end(self.scrub_text(text[head:]))
-        return self.scrub_end(self.scrub_text(text))
+            if m.start() < n < m.end():
+                head = m.end() - n
+        tail = len(text)
+        start = self._partial_start(joined)
+        if start is not None:
+            tail = max(head, start - n)
+        out = [self._secret_mark(text[:head])] if head else []
+        out.append(self.scrub_text(text[head:tail]))
+        if tail < len(text):
+            out.append(self._secret_mark(text[tail:]))
+        return "".join(out)
 
     def _replace(self, m: re.Match[str]) -> str:
         if m.group("s") is not None:

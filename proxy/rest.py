@@ -11,6 +11,7 @@ untouched; compressed bodies are forwarded compressed and decompressed only for 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import zlib
@@ -115,7 +116,18 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     redactor = state.redactor
     started = time.monotonic()
     route = route_key(state.upstream.unprefixed(request.path))
-    body = await request.read()
+    try:
+        async with asyncio.timeout(state.settings.limits.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        # A client trickling its body holds a connection: cut off, and said.
+        state.log.bind(conn=conn_id("h")).warning(
+            "http.request_timeout",
+            method=request.method,
+            path=redactor.url(request.path_qs)[:512],
+            waited_s=state.settings.limits.body_timeout,
+        )
+        raise web.HTTPRequestTimeout(text="earshot: request body too slow\n") from None
     record: dict[str, Any] = {
         "method": request.method,
         "path": redactor.url(request.path_qs)[:512],

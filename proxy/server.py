@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from proxy.admission import AdmittingRunner
 from proxy.app import make_app
 from proxy.context import APP
 from proxy.log import LogSink, configure, make_logger, route_library_logging
@@ -66,7 +67,14 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain and return. SIGHUP calls `reopen_log`."""
     app = make_app(settings, log, metrics=metrics)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    runner = AdmittingRunner(
+        app,
+        header_timeout=settings.limits.header_timeout,
+        max_pending=settings.limits.max_pending_connections,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=1.0,
+    )
     await runner.setup()
     site = web.TCPSite(
         runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None

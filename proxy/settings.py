@@ -61,6 +61,9 @@ class Upstream:
 class Limits:
     max_frame_bytes: int = 32 * MiB
     max_body_bytes: int = 4 * MiB
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_pending_connections: int = 256
 
 
 @frozen(kw_only=True)
@@ -190,6 +193,8 @@ def _check(s: Settings) -> list[str]:
     for name, value in (
         ("upstream.connect_timeout", s.upstream.connect_timeout),
         ("log.summary_interval", s.log.summary_interval),
+        ("limits.header_timeout", s.limits.header_timeout),
+        ("limits.body_timeout", s.limits.body_timeout),
     ):
         if value <= 0:
             problems.append(f"config.{name}: must be positive")
@@ -209,6 +214,8 @@ def _check(s: Settings) -> list[str]:
         problems.append("config.log.level: must be one of debug, info, warning, error")
     if s.log.on_full not in ("drop", "block"):
         problems.append("config.log.on_full: must be drop or block")
+    if s.limits.max_pending_connections < 1:
+        problems.append("config.limits.max_pending_connections: must be at least 1")
     if s.log.buffer_records < 1:
         problems.append("config.log.buffer_records: must be at least 1")
     for key, mode in s.log.events.items():

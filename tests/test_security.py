@@ -506,3 +506,84 @@ def test_sdp_is_redacted_by_parsing_its_lines(line: str, secret: str) -> None:
     SDP lines that keep an address or a key, in spellings that dodge exact-text rules.
     """
     assert secret not in REDACTOR.sdp(f"v=0\r\n{line}\r\ns=-\r\n")
+
+
+# --- slow requests ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(upstream: Any) -> Any:
+    """earshot served as `earshot` serves it (its runner and admission), tight limits."""
+    from proxy.admission import AdmittingRunner
+    from proxy.app import make_app
+    from proxy.settings import parse
+
+    _fake, server = upstream
+    settings = parse(
+        {
+            "upstream": {"url": str(server.make_url("")).rstrip("/")},
+            "limits": {"header_timeout": 0.5, "body_timeout": 0.5, "max_pending_connections": 10},
+        },
+        environ={},
+    )
+    sink = MemorySink()
+    runner = AdmittingRunner(
+        make_app(settings, make_logger(sink)), header_timeout=0.5, max_pending=10
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner, runner.addresses[0][1], sink
+    await runner.cleanup()
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        return b"" == await asyncio.wait_for(reader.read(), seconds)
+    except (TimeoutError, ConnectionError):
+        return False
+
+
+async def test_clients_trickling_headers_are_cut_off(served: Any) -> None:
+    """
+    Connections that do not finish their request headers within `limits.header_timeout`
+    are closed; past `limits.max_pending_connections` at once, new ones are closed at
+    once. A normal request still gets through afterwards.
+    """
+    runner, port, _ = served
+    slow = []
+    for _ in range(15):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        slow.append((reader, writer))
+
+    closed = await asyncio.gather(*(_closed_within(r, 3) for r, _ in slow))
+    for _, writer in slow:
+        writer.close()
+
+    assert all(closed)
+    assert (5, 10) == (runner.pending.refused, runner.pending.timed_out)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await reader.read()).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_client_trickling_its_body_gets_408(served: Any, fake: FakeUpstream) -> None:
+    """
+    A REST request whose body does not arrive within `limits.body_timeout`: 408, logged,
+    and nothing forwarded.
+    """
+    _, port, sink = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+    )
+
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+    writer.close()
+
+    assert head.startswith(b"HTTP/1.1 408")
+    assert [] == fake.requests
+    assert ["http.request_timeout"] == [r["event"] for r in sink.records()]
