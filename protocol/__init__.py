@@ -15,9 +15,9 @@ from protocol.codec import (
     decode_rest,
     decoder,
     event_classes,
-    make_converter,
     unstructure,
 )
+from protocol.converter import make_converter
 from protocol.validate import validate
 
 __all__ = [
