@@ -19,86 +19,98 @@ from protocol.session import BetaSession
 
 
 @define(kw_only=True)
-class BetaSessionUpdate(Event):
-    """Client updates a beta session."""
+class _BetaSessionClientEvent(Event):
+    """A client event carrying a beta session: realtime or transcription."""
 
-    TYPE: ClassVar[str] = "session.update"
     session: BetaSession
 
 
 @define(kw_only=True)
-class TranscriptionSessionUpdate(BetaSessionUpdate):
+class BetaSessionUpdate(_BetaSessionClientEvent):
+    """Client updates a beta session."""
+
+    TYPE: ClassVar[str] = "session.update"
+
+
+@define(kw_only=True)
+class TranscriptionSessionUpdate(_BetaSessionClientEvent):
     """Client updates a beta transcription session."""
 
     TYPE: ClassVar[str] = "transcription_session.update"
 
 
 @define(kw_only=True)
-class BetaSessionCreated(Event):
-    """A beta session exists."""
+class _BetaSessionEvent(Event):
+    """A server event carrying a beta session: created, updated, transcription."""
 
-    TYPE: ClassVar[str] = "session.created"
     session: BetaSession
 
 
 @define(kw_only=True)
-class BetaSessionUpdated(BetaSessionCreated):
+class BetaSessionCreated(_BetaSessionEvent):
+    """A beta session exists."""
+
+    TYPE: ClassVar[str] = "session.created"
+
+
+@define(kw_only=True)
+class BetaSessionUpdated(_BetaSessionEvent):
     """A beta session changed."""
 
     TYPE: ClassVar[str] = "session.updated"
 
 
 @define(kw_only=True)
-class TranscriptionSessionCreated(BetaSessionCreated):
+class TranscriptionSessionCreated(_BetaSessionEvent):
     """A beta transcription session exists."""
 
     TYPE: ClassVar[str] = "transcription_session.created"
 
 
 @define(kw_only=True)
-class TranscriptionSessionUpdated(BetaSessionCreated):
+class TranscriptionSessionUpdated(_BetaSessionEvent):
     """A beta transcription session changed."""
 
     TYPE: ClassVar[str] = "transcription_session.updated"
 
 
 @define(kw_only=True)
-class ResponseTextDelta(ga.ResponseOutputTextDelta):
+class ResponseTextDelta(ga._TextDelta):
     """Beta name of `response.output_text.delta`."""
 
     TYPE: ClassVar[str] = "response.text.delta"
 
 
 @define(kw_only=True)
-class ResponseTextDone(ga.ResponseOutputTextDone):
+class ResponseTextDone(ga._TextDone):
     """Beta name of `response.output_text.done`."""
 
     TYPE: ClassVar[str] = "response.text.done"
 
 
 @define(kw_only=True)
-class ResponseAudioDelta(ga.ResponseOutputAudioDelta):
+class ResponseAudioDelta(ga._AudioDelta):
     """Beta name of `response.output_audio.delta`."""
 
     TYPE: ClassVar[str] = "response.audio.delta"
 
 
 @define(kw_only=True)
-class ResponseAudioDone(ga.ResponseOutputAudioDone):
+class ResponseAudioDone(ga._AudioDone):
     """Beta name of `response.output_audio.done`."""
 
     TYPE: ClassVar[str] = "response.audio.done"
 
 
 @define(kw_only=True)
-class ResponseAudioTranscriptDelta(ga.ResponseOutputAudioTranscriptDelta):
+class ResponseAudioTranscriptDelta(ga._AudioTranscriptDelta):
     """Beta name of `response.output_audio_transcript.delta`."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.delta"
 
 
 @define(kw_only=True)
-class ResponseAudioTranscriptDone(ga.ResponseOutputAudioTranscriptDone):
+class ResponseAudioTranscriptDone(ga._AudioTranscriptDone):
     """Beta name of `response.output_audio_transcript.done`."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.done"

@@ -127,15 +127,21 @@ CLIENT_EVENTS: tuple[type[Event], ...] = (
 
 
 @define(kw_only=True)
-class SessionCreated(Event):
-    """The session exists; its id is the `session` of every later record."""
+class _SessionEvent(Event):
+    """A server event carrying the whole session: created, updated."""
 
-    TYPE: ClassVar[str] = "session.created"
     session: Session
 
 
 @define(kw_only=True)
-class SessionUpdated(SessionCreated):
+class SessionCreated(_SessionEvent):
+    """The session exists; its id is the `session` of every later record."""
+
+    TYPE: ClassVar[str] = "session.created"
+
+
+@define(kw_only=True)
+class SessionUpdated(_SessionEvent):
     """The session configuration changed."""
 
     TYPE: ClassVar[str] = "session.updated"
@@ -150,23 +156,29 @@ class ConversationCreated(Event):
 
 
 @define(kw_only=True)
-class ConversationItemCreated(Event):
-    """An item was added to the conversation."""
+class _ItemEvent(Event):
+    """An event carrying a whole conversation item: created, added, done."""
 
-    TYPE: ClassVar[str] = "conversation.item.created"
     previous_item_id: Opt[str] = UNSET
     item: Item
 
 
 @define(kw_only=True)
-class ConversationItemAdded(ConversationItemCreated):
+class ConversationItemCreated(_ItemEvent):
+    """An item was added to the conversation."""
+
+    TYPE: ClassVar[str] = "conversation.item.created"
+
+
+@define(kw_only=True)
+class ConversationItemAdded(_ItemEvent):
     """An item was added (GA)."""
 
     TYPE: ClassVar[str] = "conversation.item.added"
 
 
 @define(kw_only=True)
-class ConversationItemDone(ConversationItemCreated):
+class ConversationItemDone(_ItemEvent):
     """An item is final (GA)."""
 
     TYPE: ClassVar[str] = "conversation.item.done"
@@ -299,37 +311,49 @@ class InputAudioBufferDtmfEventReceived(Event):
 
 
 @define(kw_only=True)
-class OutputAudioBufferStarted(Event):
-    """WebRTC/SIP output audio started playing."""
+class _OutputAudioBufferEvent(Event):
+    """A WebRTC/SIP output audio buffer event: started, stopped, cleared."""
 
-    TYPE: ClassVar[str] = "output_audio_buffer.started"
     response_id: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class OutputAudioBufferStopped(OutputAudioBufferStarted):
+class OutputAudioBufferStarted(_OutputAudioBufferEvent):
+    """WebRTC/SIP output audio started playing."""
+
+    TYPE: ClassVar[str] = "output_audio_buffer.started"
+
+
+@define(kw_only=True)
+class OutputAudioBufferStopped(_OutputAudioBufferEvent):
     """WebRTC/SIP output audio finished playing."""
 
     TYPE: ClassVar[str] = "output_audio_buffer.stopped"
 
 
 @define(kw_only=True)
-class OutputAudioBufferCleared(OutputAudioBufferStarted):
+class OutputAudioBufferCleared(_OutputAudioBufferEvent):
     """WebRTC/SIP output audio was cut off."""
 
     TYPE: ClassVar[str] = "output_audio_buffer.cleared"
 
 
 @define(kw_only=True)
-class ResponseCreated(Event):
-    """A response began."""
+class _ResponseEvent(Event):
+    """An event carrying the whole response: created, done."""
 
-    TYPE: ClassVar[str] = "response.created"
     response: Response
 
 
 @define(kw_only=True)
-class ResponseDone(ResponseCreated):
+class ResponseCreated(_ResponseEvent):
+    """A response began."""
+
+    TYPE: ClassVar[str] = "response.created"
+
+
+@define(kw_only=True)
+class ResponseDone(_ResponseEvent):
     """A response ended, with its output and usage."""
 
     TYPE: ClassVar[str] = "response.done"
@@ -343,17 +367,23 @@ class _InResponse(Event):
 
 
 @define(kw_only=True)
-class ResponseOutputItemAdded(Event):
-    """A response produced a new item."""
+class _OutputItemEvent(Event):
+    """An event carrying one output item of a response: added, done."""
 
-    TYPE: ClassVar[str] = "response.output_item.added"
     response_id: Opt[str] = UNSET
     output_index: Opt[int] = UNSET
     item: Item
 
 
 @define(kw_only=True)
-class ResponseOutputItemDone(ResponseOutputItemAdded):
+class ResponseOutputItemAdded(_OutputItemEvent):
+    """A response produced a new item."""
+
+    TYPE: ClassVar[str] = "response.output_item.added"
+
+
+@define(kw_only=True)
+class ResponseOutputItemDone(_OutputItemEvent):
     """A response's item is final."""
 
     TYPE: ClassVar[str] = "response.output_item.done"
@@ -365,68 +395,109 @@ class _InContent(_InResponse):
 
 
 @define(kw_only=True)
-class ResponseContentPartAdded(_InContent):
-    """A response item gained a content part."""
+class _ContentPartEvent(_InContent):
+    """An event carrying one content part of an output item: added, done."""
 
-    TYPE: ClassVar[str] = "response.content_part.added"
     part: Opt[ContentPart] = UNSET
 
 
 @define(kw_only=True)
-class ResponseContentPartDone(ResponseContentPartAdded):
+class ResponseContentPartAdded(_ContentPartEvent):
+    """A response item gained a content part."""
+
+    TYPE: ClassVar[str] = "response.content_part.added"
+
+
+@define(kw_only=True)
+class ResponseContentPartDone(_ContentPartEvent):
     """A content part is final."""
 
     TYPE: ClassVar[str] = "response.content_part.done"
 
 
 @define(kw_only=True)
-class ResponseOutputTextDelta(_InContent):
-    """A piece of output text."""
+class _TextDelta(_InContent):
+    """A piece of output text (GA and beta names)."""
 
-    TYPE: ClassVar[str] = "response.output_text.delta"
     delta: Text
     obfuscation: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class ResponseOutputTextDone(_InContent):
-    """The whole output text."""
+class ResponseOutputTextDelta(_TextDelta):
+    """A piece of output text."""
 
-    TYPE: ClassVar[str] = "response.output_text.done"
+    TYPE: ClassVar[str] = "response.output_text.delta"
+
+
+@define(kw_only=True)
+class _TextDone(_InContent):
+    """Output text complete (GA and beta names)."""
+
     text: Opt[Text] = UNSET
 
 
 @define(kw_only=True)
-class ResponseOutputAudioDelta(_InContent):
-    """A chunk of output audio."""
+class ResponseOutputTextDone(_TextDone):
+    """The whole output text."""
 
-    TYPE: ClassVar[str] = "response.output_audio.delta"
+    TYPE: ClassVar[str] = "response.output_text.done"
+
+
+@define(kw_only=True)
+class _AudioDelta(_InContent):
+    """A piece of output audio (GA and beta names)."""
+
     delta: Audio = field(repr=False)
     obfuscation: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class ResponseOutputAudioDone(_InContent):
+class ResponseOutputAudioDelta(_AudioDelta):
+    """A chunk of output audio."""
+
+    TYPE: ClassVar[str] = "response.output_audio.delta"
+
+
+@define(kw_only=True)
+class _AudioDone(_InContent):
+    """Output audio complete (GA and beta names)."""
+
+
+@define(kw_only=True)
+class ResponseOutputAudioDone(_AudioDone):
     """Output audio for a content part is complete."""
 
     TYPE: ClassVar[str] = "response.output_audio.done"
 
 
 @define(kw_only=True)
-class ResponseOutputAudioTranscriptDelta(_InContent):
-    """A piece of the transcript of output audio."""
+class _AudioTranscriptDelta(_InContent):
+    """A piece of the output audio's transcript (GA and beta names)."""
 
-    TYPE: ClassVar[str] = "response.output_audio_transcript.delta"
     delta: Transcript
     obfuscation: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class ResponseOutputAudioTranscriptDone(_InContent):
+class ResponseOutputAudioTranscriptDelta(_AudioTranscriptDelta):
+    """A piece of the transcript of output audio."""
+
+    TYPE: ClassVar[str] = "response.output_audio_transcript.delta"
+
+
+@define(kw_only=True)
+class _AudioTranscriptDone(_InContent):
+    """The output audio's transcript complete (GA and beta names)."""
+
+    transcript: Opt[Transcript] = UNSET
+
+
+@define(kw_only=True)
+class ResponseOutputAudioTranscriptDone(_AudioTranscriptDone):
     """The whole transcript of output audio."""
 
     TYPE: ClassVar[str] = "response.output_audio_transcript.done"
-    transcript: Opt[Transcript] = UNSET
 
 
 @define(kw_only=True)
@@ -467,45 +538,57 @@ class ResponseMcpCallArgumentsDone(_InResponse):
 
 
 @define(kw_only=True)
-class ResponseMcpCallInProgress(Event):
-    """An MCP call started."""
+class _McpCallEvent(Event):
+    """An MCP call's progress: in progress, completed, failed."""
 
-    TYPE: ClassVar[str] = "response.mcp_call.in_progress"
     output_index: Opt[int] = UNSET
     item_id: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class ResponseMcpCallCompleted(ResponseMcpCallInProgress):
+class ResponseMcpCallInProgress(_McpCallEvent):
+    """An MCP call started."""
+
+    TYPE: ClassVar[str] = "response.mcp_call.in_progress"
+
+
+@define(kw_only=True)
+class ResponseMcpCallCompleted(_McpCallEvent):
     """An MCP call succeeded."""
 
     TYPE: ClassVar[str] = "response.mcp_call.completed"
 
 
 @define(kw_only=True)
-class ResponseMcpCallFailed(ResponseMcpCallInProgress):
+class ResponseMcpCallFailed(_McpCallEvent):
     """An MCP call failed."""
 
     TYPE: ClassVar[str] = "response.mcp_call.failed"
 
 
 @define(kw_only=True)
-class McpListToolsInProgress(Event):
-    """The server is listing an MCP server's tools."""
+class _McpListToolsEvent(Event):
+    """Listing an MCP server's tools: in progress, completed, failed."""
 
-    TYPE: ClassVar[str] = "mcp_list_tools.in_progress"
     item_id: Opt[str] = UNSET
 
 
 @define(kw_only=True)
-class McpListToolsCompleted(McpListToolsInProgress):
+class McpListToolsInProgress(_McpListToolsEvent):
+    """The server is listing an MCP server's tools."""
+
+    TYPE: ClassVar[str] = "mcp_list_tools.in_progress"
+
+
+@define(kw_only=True)
+class McpListToolsCompleted(_McpListToolsEvent):
     """Listing an MCP server's tools succeeded."""
 
     TYPE: ClassVar[str] = "mcp_list_tools.completed"
 
 
 @define(kw_only=True)
-class McpListToolsFailed(McpListToolsInProgress):
+class McpListToolsFailed(_McpListToolsEvent):
     """Listing an MCP server's tools failed."""
 
     TYPE: ClassVar[str] = "mcp_list_tools.failed"

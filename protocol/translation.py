@@ -40,16 +40,22 @@ class SessionClosed(Event):
 
 
 @define(kw_only=True)
-class InputTranscriptDelta(Event):
-    """A piece of the source-language transcript."""
+class _TranscriptDelta(Event):
+    """A piece of a translation transcript, source or target language."""
 
-    TYPE: ClassVar[str] = "session.input_transcript.delta"
     delta: Transcript
     elapsed_ms: Opt[int] = UNSET
 
 
 @define(kw_only=True)
-class OutputTranscriptDelta(InputTranscriptDelta):
+class InputTranscriptDelta(_TranscriptDelta):
+    """A piece of the source-language transcript."""
+
+    TYPE: ClassVar[str] = "session.input_transcript.delta"
+
+
+@define(kw_only=True)
+class OutputTranscriptDelta(_TranscriptDelta):
     """A piece of the target-language transcript."""
 
     TYPE: ClassVar[str] = "session.output_transcript.delta"

@@ -126,7 +126,11 @@ _KINDS: Final[dict[type, _Kind]] = {
 }
 
 
-_SESSION_UPDATES: Final = (ga.SessionUpdate, beta_events.BetaSessionUpdate)
+_SESSION_UPDATES: Final = (
+    ga.SessionUpdate,
+    beta_events.BetaSessionUpdate,
+    beta_events.TranscriptionSessionUpdate,
+)
 _SESSIONS: Final = (Session, BetaSession)
 
 

@@ -489,3 +489,23 @@ def test_what_real_clients_send_with_nulls_decodes(frame: bytes) -> None:
 
     assert isinstance(decoded, protocol.Event), decoded
     assert orjson.loads(frame) == protocol.unstructure(decoded)
+
+
+def test_no_event_class_is_an_instance_of_another_event_type() -> None:
+    """
+    Event classes share fields through private bases only: a decoded `response.done` is
+    not an instance of `ResponseCreated`, so an `isinstance` check answers right.
+    """
+    classes = {
+        cls
+        for proto in protocol.EVENT_SETS
+        for direction in ("client", "server")
+        for cls in protocol.event_classes(proto, direction)
+    }
+
+    assert [] == sorted(
+        f"{cls.__name__}({parent.__name__})"
+        for cls in classes
+        for parent in cls.__mro__[1:]
+        if parent in classes
+    )
