@@ -6,6 +6,7 @@ drain closes.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import aiohttp
@@ -35,3 +36,9 @@ class AppState:
 
 
 APP: web.AppKey[AppState] = web.AppKey("earshot", AppState)
+
+
+def conn_id(prefix: str = "c") -> str:
+    """A connection id (`c_…` for WebSocket sessions, `h_…` for REST exchanges), unique
+    across restarts and workers: it correlates one connection's records."""
+    return f"{prefix}_{secrets.token_hex(6)}"

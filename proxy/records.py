@@ -25,7 +25,8 @@ from protocol import events as ga
 from protocol import translation as tr
 from protocol import types as pt
 from protocol.session import BetaSession, Session
-from proxy.redact import AUDIO_BYTES_PER_MS, PCM16_24K, Redactor, base64_length, bytes_per_ms
+from proxy.audio import PCM16_24K, base64_length, bytes_per_ms
+from proxy.redact import Redactor
 
 _MAX_SUMMARIES: Final = 64
 _MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
@@ -255,9 +256,8 @@ class Recorder:
         size: int,
     ) -> None:
         """One `realtime.event` record: the whole event, redacted."""
-        AUDIO_BYTES_PER_MS.set(self._bpms(direction, kind, event))
         unknown = isinstance(event, protocol.UnknownEvent)
-        payload = self._redactor.model(event)
+        payload = self._redactor.model(event, audio_bytes_per_ms=self._bpms(direction, kind, event))
         if kind.fold == "delta" and not kind.audio and type(payload.get("delta")) is str:
             payload["delta"] = self._stream_text(direction, kind, event)
         record: dict[str, Any] = {

@@ -15,7 +15,6 @@ Nothing here raises on hostile input: every entry point is total.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import hmac
@@ -32,6 +31,7 @@ from attrs import frozen
 
 import protocol
 from protocol import types as pt
+from proxy.audio import PCM16_24K, base64_length
 
 TextMode = Literal["keep", "hash", "length", "drop"]
 
@@ -115,30 +115,6 @@ _MEDIA_TYPE = re.compile(r"[\w.+\-]{1,40}/[\w.+\-]{1,60}")
 _MAX_DEPTH: Final = 24
 _MAX_REASON: Final = 123
 
-# Bytes of audio per millisecond, for the direction being redacted. The relay sets it
-# before each frame from the session's negotiated format; the audio hook reads it.
-AUDIO_BYTES_PER_MS: contextvars.ContextVar[float] = contextvars.ContextVar(
-    "earshot_audio_bytes_per_ms", default=48.0
-)
-
-PCM16_24K: Final = 48.0
-
-
-def bytes_per_ms(fmt: object, rate: object = None) -> float:
-    """Bytes per millisecond for a GA format type or a beta format name."""
-    if fmt in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw"):
-        return 8.0
-    if isinstance(rate, int) and not isinstance(rate, bool) and 1000 <= rate <= 384_000:
-        return rate * 2 / 1000
-    return PCM16_24K
-
-
-def base64_length(value: str) -> int:
-    """Decoded length of a base64 string, from its length alone."""
-    n = len(value)
-    padding = 2 if value.endswith("==") else 1 if value.endswith("=") else 0
-    return max(0, n * 3 // 4 - padding)
-
 
 @frozen(kw_only=True)
 class Policy:
@@ -167,6 +143,8 @@ class Redactor:
         self._scrub_re = re.compile(f"(?P<s>{secret_re})|(?P<b>{_BLOB})")
         self._conv = protocol.make_converter()
         self._register_hooks()
+        # The audio format of the event being rendered, given to `model` with it.
+        self._bytes_per_ms = PCM16_24K
 
     # --- fingerprints ------------------------------------------------------------------
 
@@ -186,7 +164,7 @@ class Redactor:
         out: dict[str, Any] = {
             "redacted": "audio",
             "bytes": n,
-            "ms": round(n / AUDIO_BYTES_PER_MS.get(), 1),
+            "ms": round(n / self._bytes_per_ms, 1),
         }
         if self.policy.audio_hash:
             out["fp"] = self.fingerprint(value)
@@ -409,10 +387,15 @@ class Redactor:
             return self.json_text if text_class == "tool" else self.scrub_text
         return lambda value: self.text(value, mode)
 
-    def model(self, model: protocol.Model) -> dict[str, Any]:
-        """A decoded event, item or body, rendered for the log."""
+    def model(
+        self, model: protocol.Model, *, audio_bytes_per_ms: float = PCM16_24K
+    ) -> dict[str, Any]:
+        """A decoded event, item or body, rendered for the log; its audio measured at
+        `audio_bytes_per_ms` (the session's format for the event's direction)."""
         if isinstance(model, protocol.UnknownEvent):
             return {"type": self.scrub_text(model.type), **self.scrub(model.extra)}
+        # Held for this call only: the audio hook, called from inside cattrs, reads it.
+        self._bytes_per_ms = audio_bytes_per_ms
         out: dict[str, Any] = self._conv.unstructure(model, model.__class__)
         return out
 

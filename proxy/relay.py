@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from typing import Any, Final, Literal
 
@@ -22,7 +21,7 @@ import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from protocol import Direction, EventSet
-from proxy.context import APP, AppState
+from proxy.context import APP, AppState, conn_id
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
@@ -30,11 +29,6 @@ BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
 _UNSENDABLE: Final = frozenset({1005, 1006, 1015})
 _CLOSE_TIMEOUT: Final = 5.0
 _NO_STATUS: Final = 1005  # a Close without a code: reported, never sent
-
-
-def conn_id(prefix: str = "c") -> str:
-    """A connection id, unique across restarts and workers: correlates one session's records."""
-    return f"{prefix}_{secrets.token_hex(6)}"
 
 
 Closer = Literal["client", "upstream", "proxy"]

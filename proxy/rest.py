@@ -25,9 +25,8 @@ import orjson
 from aiohttp import web
 
 import protocol
-from proxy.context import APP, AppState
+from proxy.context import APP, AppState, conn_id
 from proxy.redact import Redactor
-from proxy.relay import conn_id
 from proxy.upstream import response_headers
 
 _ROUTE: Final = re.compile(
