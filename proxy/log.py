@@ -49,6 +49,13 @@ class _Clock:
 _CLOCK: Final = _Clock()
 
 
+def rfc3339(t: float) -> str:
+    """A Unix time as the records write it: RFC 3339, UTC, microseconds."""
+    second = int(t)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{stamp}.{int((t - second) * 1_000_000):06d}Z"
+
+
 def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
     """The one renderer: `ts`, `level`, `event` first, then the record's fields."""
     record = {

@@ -4,8 +4,8 @@ Records: what one frame becomes in the log, per the event policy.
 A `Recorder` belongs to one WebSocket connection. For each frame, before the relay
 forwards it, `Recorder.text` decodes a copy (`protocol`), redacts it (`redact`), and
 hands the record to the logger: a `realtime.event`, a contribution to a
-`realtime.summary` (audio appends and deltas folded together until a natural
-boundary), or a `realtime.undecodable` with metadata only. It also follows the session:
+`realtime.summary` (folded by `proxy.summaries` until a natural boundary), or a
+`realtime.undecodable` with metadata only. It also follows the session:
 its id (bound to every later record) and its audio formats (for durations).
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import time
 import typing
 from typing import Any, Final
 
@@ -25,10 +24,10 @@ from protocol import events as ga
 from protocol import translation as tr
 from protocol import types as pt
 from protocol.session import BetaSession, Session
-from proxy.audio import PCM16_24K, base64_length, bytes_per_ms
+from proxy.audio import PCM16_24K, bytes_per_ms
 from proxy.redact import Redactor
+from proxy.summaries import Summaries, is_boundary
 
-_MAX_SUMMARIES: Final = 64
 _MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
 _CARRY: Final = 256  # characters of a stream kept to find a key split across two deltas
 _POLICY_CACHE_MAX: Final = 1024
@@ -59,30 +58,6 @@ def _is_glob(key: str) -> bool:
     return any(c in key for c in "*?[")
 
 
-# Client events and server events that end the client's audio stream for now.
-_INPUT_BOUNDARIES: Final = frozenset(
-    {
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "session.close",
-        "session.closed",
-    }
-)
-_RESPONSE_BOUNDARIES: Final = frozenset({"response.done", "response.cancel", "session.closed"})
-
-
-def _is_boundary(event_type: str) -> bool:
-    """Whether an event of this type may end open summaries (see `_flush_boundaries`)."""
-    return (
-        event_type in _INPUT_BOUNDARIES
-        or event_type in _RESPONSE_BOUNDARIES
-        or event_type.endswith(".done")
-    )
-
-
 @attrs.frozen
 class _Kind:
     """What the recorder needs to know of an event class, worked out once, not per frame."""
@@ -103,7 +78,7 @@ def _kind(cls: type[protocol.Event]) -> _Kind:
     fold = next((n for n in ("audio", "delta") if n in names), None)
     return _Kind(
         type=cls.TYPE,
-        boundary=_is_boundary(cls.TYPE),
+        boundary=is_boundary(cls.TYPE),
         session="session" in names,
         fold=fold,
         audio=fold is not None and hints[fold] is pt.Audio,
@@ -116,7 +91,7 @@ def _kind(cls: type[protocol.Event]) -> _Kind:
 def _unknown_kind(event: protocol.Event | protocol.UnknownEvent) -> _Kind:
     """The kind of an event whose class is not in the tables: known by its type alone."""
     event_type = event.type if isinstance(event, protocol.UnknownEvent) else type(event).TYPE
-    return _Kind(type=event_type, boundary=_is_boundary(event_type))
+    return _Kind(type=event_type, boundary=is_boundary(event_type))
 
 
 _KINDS: Final[dict[type, _Kind]] = {
@@ -133,41 +108,6 @@ _SESSION_UPDATES: Final = (
     beta_events.TranscriptionSessionUpdate,
 )
 _SESSIONS: Final = (Session, BetaSession)
-
-
-@attrs.define
-class Summary:
-    """Frames of one kind folded together: counts only, so memory stays bounded."""
-
-    direction: str
-    type: str
-    started: float
-    item_id: str | None = None
-    response_id: str | None = None
-    frames: int = 0
-    bytes: int = 0
-    wire_bytes: int = 0
-    ms: float = 0.0
-    chars: int = 0
-    audio: bool = False
-
-    def record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "direction": self.direction,
-            "type": self.type,
-            "frames": self.frames,
-            "bytes": self.bytes if self.audio else self.wire_bytes,
-            "wire_bytes": self.wire_bytes,
-        }
-        if self.audio:
-            out["ms"] = round(self.ms, 1)
-        elif self.chars:
-            out["chars"] = self.chars
-        if self.item_id is not None:
-            out["item_id"] = self.item_id
-        if self.response_id is not None:
-            out["response_id"] = self.response_id
-        return out
 
 
 @attrs.define
@@ -197,8 +137,7 @@ class Recorder:
         self._decoders = {
             direction: protocol.decoder(direction, event_set) for direction in ("client", "server")
         }
-        self._interval = summary_interval
-        self._summaries: dict[tuple[Any, ...], Summary] = {}
+        self.summaries = Summaries(self._write_summary, redactor, summary_interval)
         self._carries: dict[tuple[Any, ...], str] = {}
         self.session_id: str | None = None
         self.input_bpms = PCM16_24K
@@ -221,8 +160,8 @@ class Recorder:
             kind = _KINDS.get(type(event)) or _unknown_kind(event)
             if kind.session:
                 self._follow(direction, event)
-            if kind.boundary and self._summaries:
-                self._flush_boundaries(direction, kind.type, event)
+            if kind.boundary and self.summaries:
+                self.summaries.boundary(direction, kind.type, getattr(event, "item_id", None))
             mode = self._policy.cache.get(kind.type) or self._policy.mode(kind.type)
             if mode == "summary":
                 self._fold(direction, kind, event, size)
@@ -295,8 +234,6 @@ class Recorder:
         self._carries[key] = (carry + text)[-_CARRY:]
         return self._redactor.scrub_stream(carry, text)
 
-    # --- summaries ---------------------------------------------------------------------
-
     def _fold(self, direction: str, kind: _Kind, event: Any, size: int) -> None:
         # The hot path: most frames of a voice session end here. Everything about the
         # event's class was worked out once, in its `_Kind`.
@@ -306,69 +243,24 @@ class Recorder:
             item_id = None
         if type(response_id) is not str:
             response_id = None
-        key = (direction, kind.type, item_id, response_id)
-        now = time.monotonic()
-        summary = self._summaries.get(key)
-        if summary is None:
-            summary = self._open_summary(key, now)
-        summary.frames += 1
-        summary.wire_bytes += size
-        # The measured field is a string, or UNSET where the protocol makes it optional.
-        value = getattr(event, kind.fold) if kind.fold is not None else None
-        if type(value) is str:
-            if kind.audio:
-                n = base64_length(value)
-                summary.audio = True
-                summary.bytes += n
-                summary.ms += n / self._bpms(direction, kind, event)
-            else:
-                summary.chars += len(value)
-        if now - summary.started >= self._interval:
-            self._flush(key)
-
-    def _open_summary(self, key: tuple[str, str, str | None, str | None], now: float) -> Summary:
-        if len(self._summaries) >= _MAX_SUMMARIES:
-            self._flush(next(iter(self._summaries)))
-        direction, event_type, item_id, response_id = key
-        summary = self._summaries[key] = Summary(
-            direction=direction,
-            type=self._redactor.scrub_text(event_type),
-            started=now,
-            item_id=self._redactor.cut(item_id, 128) if item_id else None,
-            response_id=self._redactor.cut(response_id, 128) if response_id else None,
+        self.summaries.fold(
+            (direction, kind.type, item_id, response_id),
+            size,
+            # The measured field is a string, or UNSET/None where the protocol allows.
+            getattr(event, kind.fold) if kind.fold is not None else None,
+            self._bpms(direction, kind, event) if kind.audio else 0.0,
         )
-        return summary
 
-    def _flush(self, key: tuple[Any, ...]) -> None:
-        summary = self._summaries.pop(key, None)
-        if summary is not None:
-            self.log.info("realtime.summary", **summary.record())
-
-    def _flush_boundaries(self, direction: str, event_type: str, event: Any) -> None:
-        if event_type in _INPUT_BOUNDARIES:
-            for key in [k for k in self._summaries if k[0] == "client"]:
-                self._flush(key)
-        if event_type.endswith(".done"):
-            delta = event_type[: -len(".done")] + ".delta"
-            item_id = getattr(event, "item_id", None)
-            for key in [k for k in self._summaries if k[1] == delta and k[2] in (item_id, None)]:
-                self._flush(key)
-        if event_type in _RESPONSE_BOUNDARIES:
-            for key in [
-                k for k in self._summaries if k[0] == direction or event_type != "response.done"
-            ]:
-                self._flush(key)
+    def _write_summary(self, record: dict[str, Any]) -> None:
+        self.log.info("realtime.summary", **record)
 
     def flush_stale(self, now: float | None = None) -> None:
         """Write summaries older than the interval, though no frame has come to fold."""
-        now = time.monotonic() if now is None else now
-        for key in [k for k, s in self._summaries.items() if now - s.started >= self._interval]:
-            self._flush(key)
+        self.summaries.flush_stale(now)
 
     def close(self) -> None:
         """Flush every open summary (at connection close)."""
-        for key in list(self._summaries):
-            self._flush(key)
+        self.summaries.close()
 
     # --- following the session ---------------------------------------------------------
 

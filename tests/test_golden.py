@@ -20,7 +20,7 @@ from tests.conftest import MemorySink, ProxyFactory
 
 GOLDEN = Path(__file__).parent / "data" / "golden_session.jsonl"
 DOCS = Path(__file__).parent.parent / "docs" / "logging.md"
-_VOLATILE = {"ts", "duration_ms", "conn"}
+_VOLATILE = {"ts", "duration_ms", "conn", "first_ts"}
 _VOLATILE_HEADERS = {"host", "sec-websocket-key", "user-agent", "date", "content-length"}
 
 

@@ -239,8 +239,8 @@ def test_summary_count_is_bounded() -> None:
     for i in range(500):
         _send(recorder, "server", type="response.output_text.delta", item_id=f"item_{i}", delta="x")
 
-    assert 64 >= len(recorder._summaries)
-    assert 500 - len(recorder._summaries) == len(sink.records("realtime.summary"))
+    assert 64 >= len(recorder.summaries)
+    assert 500 - len(recorder.summaries) == len(sink.records("realtime.summary"))
 
 
 def test_session_id_is_bound_once_known() -> None:

@@ -161,7 +161,7 @@ async def test_each_frame_is_recorded_before_the_proxy_sends_it_on(
             # Only the test's frames, as the proxy sends them on (not as the test's own
             # client or fake upstream sends them).
             if b"lbf-" in data and self is not ws and self not in fake.sockets:
-                folded = sum(s.frames for s in recorder._summaries.values())
+                folded = recorder.summaries.frames
                 seen.append((data, len(sink.records("realtime.event")), folded))
             await send(self, data, *args, **kw)
 
@@ -174,7 +174,7 @@ async def test_each_frame_is_recorded_before_the_proxy_sends_it_on(
         for i in range(3)
     ]
     before = len(sink.records("realtime.event"))
-    folded_before = sum(s.frames for s in recorder._summaries.values())
+    folded_before = recorder.summaries.frames
 
     for frame in frames:
         if direction == "client":
