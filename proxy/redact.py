@@ -44,9 +44,14 @@ _SECRET_PATTERNS: Final = (
 )
 # Base64 (audio, images, files) is collapsed where it runs to 64 characters or more, also
 # when it is cut into pieces of 16 or more joined by a few separators (wrapped lines,
-# dotted chunks). The run and separator classes are disjoint, so the scan is linear.
-_B64_RUN = r"[A-Za-z0-9+/_\-]{16,}={0,2}"
-_BLOB = rf"{_B64_RUN}(?:[\s.,;:|]{{1,3}}{_B64_RUN})*"
+# dotted chunks). A run starts only where no base64 character precedes it and is taken
+# whole (possessive): the run and separator classes are disjoint, so the scan is linear.
+_B64 = r"[A-Za-z0-9+/_\-]"
+_B64_RUN = rf"(?<!{_B64}){_B64}{{16,}}+={{0,2}}"
+_BLOB = (
+    rf"{_B64_RUN}(?:[\s.,;:|]{{1,3}}+{_B64}{{16,}}+={{0,2}})+"  # pieces, two or more
+    rf"|(?<!{_B64}){_B64}{{64,}}+={{0,2}}"  # one run
+)
 _BLOB_MIN: Final = 64  # base64 characters in a run (or its pieces) that count as data
 _B64_PIECE = re.compile(r"[A-Za-z0-9+/_\-]{16,}={0,2}")
 _B64_CHARS = re.compile(r"[A-Za-z0-9+/_\-=]")
@@ -54,7 +59,8 @@ _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,15}://[^\s\"'<>\\]+")
 _SDP_LINE = re.compile(
     r"(?im)^[ \t]*(?:v=0|a=(?:ice-|candidate|crypto|rtcp|remote-candidates)|c=in\s|k=)"
 )
-_MAX_SCAN: Final = 1 << 20  # characters: a longer string is logged as its length only
+_MAX_SCAN: Final = 256 * 1024  # characters: a longer string is logged as its length only
+_FRAME_BUDGET: Final = 1 << 20  # characters scanned per rendered event; past it, lengths only
 _PARTIAL_MIN: Final = 8  # a key's prefix this long at the end of a value counts as a key
 
 # Credential names, matched on their parts once normalised (case, `-`, `_`, camel case):
@@ -89,6 +95,22 @@ _HARMLESS_NAMES: Final = frozenset(
 )  # fmt: skip
 _SECRET_HEADERS: Final = frozenset({"proxy-authorization", "api-key", "set-cookie"})
 _INSECURE_KEY_PREFIX: Final = "openai-insecure-api-key."
+# A word every credential name has one of: JSON text without one needs no parse.
+_NAME_HINT = re.compile(r"(?i)secret|token|pass|pwd|auth|credential|key|cookie|sig")
+
+
+def _has_key_marker(low: str) -> bool:
+    """Whether lower-cased text holds a marker every built-in secret pattern starts with."""
+    return (
+        "sk-" in low
+        or "ek_" in low
+        or "eyj" in low
+        or "bearer" in low
+        or "akia" in low
+        or "asia" in low
+    )
+
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
 
 
@@ -145,6 +167,8 @@ class Redactor:
         self._register_hooks()
         # The audio format of the event being rendered, given to `model` with it.
         self._bytes_per_ms = PCM16_24K
+        # Characters the scrubber may still scan for the event being rendered.
+        self._budget: float = float("inf")
 
     # --- fingerprints ------------------------------------------------------------------
 
@@ -216,9 +240,13 @@ class Redactor:
                 or "=" in low  # an SDP line
             ):
                 return value
-        if len(value) > _MAX_SCAN:
+            if "://" not in low and "=" not in low:
+                # Too short for a blob: the secret patterns alone.
+                return self._secret.sub(self._secret_match, value)
+        if len(value) > _MAX_SCAN or len(value) > self._budget:
             # The work per frame is bounded: what is too long to scan is not logged.
             return f"[redacted:unscanned:{len(value)} chars]"
+        self._budget -= len(value)
         if "://" in value:
             value = _URL.sub(lambda m: self.url(m.group(0)), value)
         if "=" in value and _SDP_LINE.search(value):
@@ -234,7 +262,10 @@ class Redactor:
     def cut(self, value: str, limit: int) -> str:
         """`value` scrubbed, then cut to `limit` characters: a key across the cut is
         redacted whole, and one cut short at the end of the value still counts."""
-        return self.scrub_end(self.scrub_text(value))[:limit]
+        out = self.scrub_text(value)[:limit]
+        if self.policy.patterns or _has_key_marker(out[-256:].lower()):
+            return self.scrub_end(out)
+        return out
 
     def scrub_end(self, text: str) -> str:
         """`text` with a key's beginning at its very end redacted (a value cut short, or
@@ -247,10 +278,15 @@ class Redactor:
     def _partial_start(self, text: str) -> int | None:
         """Where a key that `text`'s end cuts short begins, if it is long enough to count."""
         offset = max(0, len(text) - 256)
+        if not self.policy.patterns and not _has_key_marker(text[offset:].lower()):
+            return None  # every built-in pattern has one of the markers
         for m in self._partial.finditer(text, pos=offset, partial=True):
             if m.partial and len(m.group(0)) >= _PARTIAL_MIN:
                 return m.start()
         return None
+
+    def _secret_match(self, m: re.Match[str]) -> str:
+        return self._secret_mark(m.group(0))
 
     def _secret_mark(self, value: str) -> str:
         return f"[redacted:secret:{self.fingerprint(value)}]"
@@ -282,7 +318,7 @@ class Redactor:
         chars = len(found) if len(found) < _BLOB_MIN else len(_B64_CHARS.findall(found))
         if chars < _BLOB_MIN:
             # A few long words, not data; a key inside them is still a key.
-            return self._secret.sub(lambda k: f"[redacted:secret:{self.fingerprint(k[0])}]", found)
+            return self._secret.sub(self._secret_match, found)
         return f"[redacted:blob:{chars * 3 // 4}]"
 
     def url(self, value: str) -> str:
@@ -355,7 +391,7 @@ class Redactor:
         """Text that may be JSON (function-call arguments and outputs, MCP arguments):
         parsed and scrubbed like any undeclared JSON, credential names included."""
         stripped = value.lstrip()
-        if stripped[:1] in ("{", "["):
+        if stripped[:1] in ("{", "[") and _NAME_HINT.search(value):
             try:
                 parsed = orjson.loads(value)
             except orjson.JSONDecodeError:
@@ -392,12 +428,16 @@ class Redactor:
     ) -> dict[str, Any]:
         """A decoded event, item or body, rendered for the log; its audio measured at
         `audio_bytes_per_ms` (the session's format for the event's direction)."""
-        if isinstance(model, protocol.UnknownEvent):
-            return {"type": self.scrub_text(model.type), **self.scrub(model.extra)}
-        # Held for this call only: the audio hook, called from inside cattrs, reads it.
+        # Held for this call only: the hooks, called from inside cattrs, read them.
         self._bytes_per_ms = audio_bytes_per_ms
-        out: dict[str, Any] = self._conv.unstructure(model, model.__class__)
-        return out
+        self._budget = _FRAME_BUDGET
+        try:
+            if isinstance(model, protocol.UnknownEvent):
+                return {"type": self.scrub_text(model.type), **self.scrub(model.extra)}
+            out: dict[str, Any] = self._conv.unstructure(model, model.__class__)
+            return out
+        finally:
+            self._budget = float("inf")
 
     # --- outside the bodies ------------------------------------------------------------
 

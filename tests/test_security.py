@@ -587,3 +587,22 @@ async def test_a_client_trickling_its_body_gets_408(served: Any, fake: FakeUpstr
     assert head.startswith(b"HTTP/1.1 408")
     assert [] == fake.requests
     assert ["http.request_timeout"] == [r["event"] for r in sink.records()]
+
+
+def test_the_scrubbing_work_per_frame_is_bounded() -> None:
+    """
+    Forty 200 KB strings in one unknown event: the scrubber scans at most 1 MiB of them
+    for the frame; the rest are logged as their length only.
+    """
+    chunk = ".".join([BASE64[:63]] * 3200)  # 204,799 characters
+    frame = orjson.dumps({"type": "x.many", "parts": [chunk] * 40})
+    sink = MemorySink()
+    recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
+
+    recorder.text("client", frame)
+
+    (record,) = sink.records("realtime.event")
+    parts = record["payload"]["parts"]
+    unscanned = [p for p in parts if p.startswith("[redacted:unscanned:")]
+    assert 35 <= len(unscanned) <= 36
+    assert [] == _leaked(sink.text(), BASE64[:63], 16)
