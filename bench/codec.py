@@ -26,7 +26,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import protocol
-from proxy.log import make_logger
+from proxy.log import MemorySink, make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 
@@ -83,13 +83,6 @@ ITEM_DONE = orjson.dumps(
 )
 
 
-class _NullSink:
-    def msg(self, line: bytes) -> None:
-        pass
-
-    info = warning = error = debug = msg
-
-
 def _median_us(fn: Callable[[], object], number: int, repeats: int) -> float:
     timings = []
     for _ in range(repeats):
@@ -102,9 +95,9 @@ def _median_us(fn: Callable[[], object], number: int, repeats: int) -> float:
 
 def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
     redactor = Redactor(Policy())
-    full = Recorder(make_logger(_NullSink()), redactor, EventPolicy({"default": "full"}))
+    full = Recorder(make_logger(MemorySink(limit=1)), redactor, EventPolicy({"default": "full"}))
     default = Recorder(
-        make_logger(_NullSink()),
+        make_logger(MemorySink(limit=1)),
         redactor,
         EventPolicy(
             {"default": "full", "input_audio_buffer.append": "summary", "*.delta": "summary"}

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy import relay, rest
 from proxy.context import APP, AppState
+from proxy.log import Logger
 from proxy.metrics import Metrics
 from proxy.records import EventPolicy
 from proxy.redact import Policy, Redactor
@@ -60,7 +61,7 @@ def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) 
     )
 
 
-def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) -> web.Application:
+def make_app(settings: Settings, log: Logger, *, metrics: Metrics | None = None) -> web.Application:
     """The earshot application, logging through `log` (a structlog bound logger)."""
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
     state = app[APP] = AppState(
@@ -85,7 +86,7 @@ def make_app(settings: Settings, log: Any, *, metrics: Metrics | None = None) ->
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state = app[APP]
     connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
-    state.client = aiohttp.ClientSession(
+    state.http = aiohttp.ClientSession(
         connector=connector,
         trace_configs=[trace_config()],
         timeout=aiohttp.ClientTimeout(
@@ -97,6 +98,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await state.client.close()
+    state.http = None
 
 
 async def _summary_clock(app: web.Application) -> AsyncIterator[None]:

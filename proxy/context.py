@@ -13,6 +13,7 @@ import aiohttp
 import attrs
 from aiohttp import web
 
+from proxy.log import Logger
 from proxy.metrics import Metrics
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Redactor
@@ -23,16 +24,24 @@ from proxy.upstream import Upstream
 @attrs.define(eq=False)
 class AppState:
     settings: Settings
-    log: Any
+    log: Logger
     redactor: Redactor
     event_policy: EventPolicy
     upstream: Upstream
     metrics: Metrics
-    client: aiohttp.ClientSession = attrs.field(default=None)
+    # Made when the app starts (its cleanup context), closed when it stops.
+    http: aiohttp.ClientSession | None = None
     draining: bool = False
     forward_prefixes: tuple[str, ...] = ()
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
     recorders: set[Recorder] = attrs.field(factory=set)
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The upstream client session; only while the app runs."""
+        if self.http is None:
+            raise RuntimeError("the app is not running: no upstream client session")
+        return self.http
 
 
 APP: web.AppKey[AppState] = web.AppKey("earshot", AppState)

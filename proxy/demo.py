@@ -23,7 +23,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from proxy.app import make_app
-from proxy.log import make_logger
+from proxy.log import MemorySink, make_logger
 from proxy.settings import load, parse
 
 AUDIO_CHUNK: Final = base64.b64encode(bytes(4800)).decode()  # 100 ms of 24 kHz PCM16 silence
@@ -213,14 +213,15 @@ async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
     await upstream_site.start()
     upstream_port = upstream_runner.addresses[0][1]
 
-    lines: list[bytes] = []
-
-    class _Sink:
+    class _Shown(MemorySink):
         def msg(self, line: bytes) -> None:
-            lines.append(line)
+            super().msg(line)
             out.write(line.decode())
 
-        info = warning = error = debug = msg
+        debug = info = warning = error = critical = exception = msg
+
+    sink = _Shown()
+    lines = sink.lines
 
     settings = load(config_path) if config_path else parse({})
     import attrs
@@ -231,7 +232,7 @@ async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
             settings.upstream, url=f"http://127.0.0.1:{upstream_port}", api_key_env=None
         ),
     )
-    proxy_runner = web.AppRunner(make_app(settings, make_logger(_Sink(), "info")), access_log=None)
+    proxy_runner = web.AppRunner(make_app(settings, make_logger(sink, "info")), access_log=None)
     await proxy_runner.setup()
     proxy_site = web.TCPSite(proxy_runner, "127.0.0.1", 0)
     await proxy_site.start()

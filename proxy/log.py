@@ -25,9 +25,11 @@ from typing import Any, Final
 
 import orjson
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 _FLUSH_INTERVAL: Final = 0.02  # seconds between writes when the buffer is not filling up
-_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+Logger = FilteringBoundLogger
+"""What every part of earshot logs through: a structlog bound logger, its context bound."""
 
 
 class _Clock:
@@ -129,6 +131,19 @@ def _line_chunks(data: bytes, limit: int) -> list[bytes]:
         chunks.append(data[start:end])
         start = end
     return chunks
+
+
+class MemorySink:
+    """Rendered lines kept in memory, the last `limit` of them (all when None): what the
+    demo shows, and what tests and benchmarks log into."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.lines: collections.deque[bytes] = collections.deque(maxlen=limit)
+
+    def msg(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    debug = info = warning = error = critical = exception = msg
 
 
 class LogSink:
@@ -296,15 +311,16 @@ class LogSink:
         self._pipe = False
 
 
-def make_logger(sink: Any, level: str = "info") -> Any:
+def make_logger(sink: Any, level: str = "info") -> Logger:
     """A bound logger writing to `sink`, without touching structlog's global config."""
     # bind() once: the lazy proxy wrap_logger returns would build a new bound logger on
     # every call.
-    return structlog.wrap_logger(
+    logger: Logger = structlog.wrap_logger(
         sink,
         processors=[render],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
     ).bind()
+    return logger
 
 
 class _LibraryHandler(logging.Handler):
@@ -314,7 +330,7 @@ class _LibraryHandler(logging.Handler):
     arguments nor the exception's text: aiohttp puts the raw request line or header
     there, with whatever key the client sent."""
 
-    def __init__(self, log: Any, scrub: Callable[[str], str]) -> None:
+    def __init__(self, log: Logger, scrub: Callable[[str], str]) -> None:
         super().__init__(logging.WARNING)
         self._log = log
         self._scrub = scrub
@@ -332,7 +348,7 @@ class _LibraryHandler(logging.Handler):
             return
 
 
-def route_library_logging(log: Any, scrub: Callable[[str], str]) -> None:
+def route_library_logging(log: Logger, scrub: Callable[[str], str]) -> None:
     """Route stdlib logging (and warnings) through earshot's log: nothing a library logs
     reaches stdout or stderr unredacted. Called once, by the entry point."""
     root = logging.getLogger()
@@ -347,7 +363,7 @@ def configure(sink: LogSink, level: str = "info") -> None:
     """Configure structlog for earshot: called once, by the entry point."""
     structlog.configure(
         processors=[render],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=lambda *_: sink,
         cache_logger_on_first_use=True,
     )

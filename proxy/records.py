@@ -25,6 +25,7 @@ from protocol import translation as tr
 from protocol import types as pt
 from protocol.session import BetaSession, Session
 from proxy.audio import PCM16_24K, bytes_per_ms
+from proxy.log import Logger
 from proxy.redact import Redactor
 from proxy.summaries import Summaries, is_boundary
 
@@ -124,7 +125,7 @@ class Recorder:
 
     def __init__(
         self,
-        log: Any,
+        log: Logger,
         redactor: Redactor,
         policy: EventPolicy,
         *,

@@ -19,9 +19,11 @@ from typing import Any, Final, Literal
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
+from yarl import URL
 
 from protocol import Direction, EventSet
 from proxy.context import APP, AppState, conn_id
+from proxy.log import Logger
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
@@ -174,7 +176,7 @@ def _event_set(request: web.Request, offered: list[str]) -> EventSet:
 
 
 async def _dial(
-    request: web.Request, state: AppState, url: Any, offered: list[str], log: Any
+    request: web.Request, state: AppState, url: URL, offered: list[str], log: Logger
 ) -> aiohttp.ClientWebSocketResponse[Any] | web.StreamResponse:
     """Connect upstream, or answer the client as the upstream answered us."""
     settings = state.settings
@@ -204,7 +206,7 @@ async def _dial(
 
 
 async def _ws_connect(
-    state: AppState, request: web.Request, url: Any, offered: list[str]
+    state: AppState, request: web.Request, url: URL, offered: list[str]
 ) -> aiohttp.ClientWebSocketResponse[Any]:
     settings = state.settings
     return await state.client.ws_connect(
@@ -229,7 +231,7 @@ def _offers_deflate(request: web.Request) -> bool:
 
 def _refuse(
     state: AppState,
-    log: Any,
+    log: Logger,
     request: web.Request,
     status: int,
     kind: str,
@@ -369,18 +371,15 @@ async def _forward(
 
 
 async def _close_both(
-    first: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-    second: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    other: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    sender: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
     code: int,
     reason: bytes,
 ) -> None:
-    """Pass a Close on, then answer the side that sent it with the same code.
-
-    For a Close from the client, `first` is the upstream: it learns of the close first
-    and the client gets its answer after. For a Close from the upstream, the other way.
-    """
-    await _close_quietly(first, code, reason)
-    await _close_quietly(second, code, reason)
+    """A Close came from `sender`: pass it on to the `other` side first, then answer
+    `sender` with the same code once the other side has answered."""
+    await _close_quietly(other, code, reason)
+    await _close_quietly(sender, code, reason)
 
 
 async def _close_quietly(

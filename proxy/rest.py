@@ -26,6 +26,7 @@ from aiohttp import web
 
 import protocol
 from proxy.context import APP, AppState, conn_id
+from proxy.log import Logger
 from proxy.redact import Redactor
 from proxy.upstream import response_headers
 
@@ -183,7 +184,7 @@ async def exchange(request: web.Request) -> web.StreamResponse:
 
 
 def _failed(
-    state: AppState, log: Any, record: dict[str, Any], started: float, status: int, kind: str
+    state: AppState, log: Logger, record: dict[str, Any], started: float, status: int, kind: str
 ) -> web.Response:
     state.metrics.upstream_failures.labels(kind=kind).inc()
     state.metrics.rest_requests.labels(route=record["route"], status=f"{status // 100}xx").inc()

@@ -17,14 +17,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from proxy.admission import AdmittingRunner
 from proxy.app import make_app
 from proxy.context import APP
-from proxy.log import LogSink, configure, make_logger, route_library_logging
+from proxy.log import Logger, LogSink, configure, make_logger, route_library_logging
 from proxy.metrics import Metrics
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
@@ -59,7 +58,7 @@ async def drain(app: web.Application, grace_period: float) -> None:
 
 async def serve(
     settings: Settings,
-    log: Any,
+    log: Logger,
     metrics: Metrics,
     *,
     reuse_port: bool = False,

@@ -23,10 +23,10 @@ from cattrs import Converter, transform_error
 from cattrs.errors import ForbiddenExtraKeysError
 from yarl import URL
 
-from protocol.types import TEXT_CLASSES as TEXT_TYPES
+from protocol.types import TEXT_CLASSES
 
 TEXT_MODES: Final = ("keep", "hash", "length", "drop")
-TEXT_CLASSES: Final = ("default", *TEXT_TYPES.values())
+TEXT_POLICY_KEYS: Final = ("default", *TEXT_CLASSES.values())
 MiB: Final = 1024 * 1024
 
 
@@ -39,7 +39,7 @@ class ConfigError(Exception):
 
 
 @frozen(kw_only=True)
-class Listen:
+class ListenSection:
     host: str = "127.0.0.1"
     port: int = 8080
     path_prefix: str = ""
@@ -47,7 +47,7 @@ class Listen:
 
 
 @frozen(kw_only=True)
-class Upstream:
+class UpstreamSection:
     url: str = "https://api.openai.com"
     api_key_env: str | None = None
     connect_timeout: float = 10.0
@@ -58,7 +58,7 @@ class Upstream:
 
 
 @frozen(kw_only=True)
-class Limits:
+class LimitsSection:
     max_frame_bytes: int = 32 * MiB
     max_body_bytes: int = 4 * MiB
     header_timeout: float = 10.0
@@ -67,7 +67,7 @@ class Limits:
 
 
 @frozen(kw_only=True)
-class Log:
+class LogSection:
     output: str = "stdout"
     level: str = "info"
     events: dict[str, str] = field(
@@ -84,7 +84,7 @@ class Log:
 
 
 @frozen(kw_only=True)
-class Redaction:
+class RedactionSection:
     text: str | dict[str, str] = "keep"
     image_host: bool = False
     audio_hash: bool = False
@@ -93,25 +93,33 @@ class Redaction:
 
 
 @frozen(kw_only=True)
-class Shutdown:
+class ShutdownSection:
     grace_period: float = 10.0
 
 
 @frozen(kw_only=True)
 class Settings:
-    listen: Listen = field(factory=Listen)
-    upstream: Upstream = field(factory=Upstream)
-    limits: Limits = field(factory=Limits)
-    log: Log = field(factory=Log)
-    redaction: Redaction = field(factory=Redaction)
-    shutdown: Shutdown = field(factory=Shutdown)
+    listen: ListenSection = field(factory=ListenSection)
+    upstream: UpstreamSection = field(factory=UpstreamSection)
+    limits: LimitsSection = field(factory=LimitsSection)
+    log: LogSection = field(factory=LogSection)
+    redaction: RedactionSection = field(factory=RedactionSection)
+    shutdown: ShutdownSection = field(factory=ShutdownSection)
 
     def text_policy(self) -> dict[str, str]:
         text = self.redaction.text
         return {"default": text} if isinstance(text, str) else dict(text)
 
 
-for _cls in (Listen, Upstream, Limits, Log, Redaction, Shutdown, Settings):
+for _cls in (
+    ListenSection,
+    UpstreamSection,
+    LimitsSection,
+    LogSection,
+    RedactionSection,
+    ShutdownSection,
+    Settings,
+):
     attrs.resolve_types(_cls)
 
 
@@ -225,8 +233,8 @@ def _check(s: Settings) -> list[str]:
         problems.append("config.log.events.default: required (full, summary or off)")
     for key, mode in s.text_policy().items():
         where = "config.redaction.text" + ("" if isinstance(s.redaction.text, str) else f".{key}")
-        if key not in TEXT_CLASSES:
-            problems.append(f"{where}: unknown text class (one of {', '.join(TEXT_CLASSES)})")
+        if key not in TEXT_POLICY_KEYS:
+            problems.append(f"{where}: unknown text class (one of {', '.join(TEXT_POLICY_KEYS)})")
         elif mode not in TEXT_MODES:
             problems.append(f"{where}: must be keep, hash, length or drop")
     problems += _check_output(s.log.output)
@@ -327,7 +335,7 @@ def _env_overrides(
 
 def _named_variables(raw: dict[str, Any]) -> set[str]:
     """Variables the config names as holding a key (not config keys themselves)."""
-    names = {Redaction().fingerprint_key_env}
+    names = {RedactionSection().fingerprint_key_env}
     for section, key in (("upstream", "api_key_env"), ("redaction", "fingerprint_key_env")):
         sect = raw.get(section)
         if isinstance(sect, dict) and isinstance(sect.get(key), str):

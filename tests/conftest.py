@@ -13,22 +13,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from proxy import log
 from proxy.app import make_app
 from proxy.log import make_logger
 from proxy.settings import parse
 from tests.fake_upstream import FakeUpstream
 
 
-class MemorySink:
-    """Collects rendered lines synchronously, as the real sink's producer side does."""
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    def msg(self, line: bytes) -> None:
-        self.lines.append(line)
-
-    debug = info = warning = error = critical = exception = msg
+class MemorySink(log.MemorySink):
+    """The log's in-memory sink, with the records parsed back for assertions."""
 
     def records(self, event: str | None = None) -> list[dict[str, Any]]:
         out = [orjson.loads(line) for line in self.lines]

@@ -16,20 +16,9 @@ import hashlib
 import orjson
 
 import protocol
-from proxy.log import make_logger
+from proxy.log import MemorySink, make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor, is_secret_name
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    def msg(self, line: bytes) -> None:
-        self.lines.append(line)
-
-    info = warning = error = debug = msg
-
 
 REDACTOR = Redactor(Policy())
 POLICIES = [EventPolicy({"default": "full"}), EventPolicy({"default": "summary"})]
@@ -49,7 +38,7 @@ def check(data: bytes) -> None:
     canary = "Zq" + hashlib.sha256(data).hexdigest()[:20] + "X9"
     audio = base64.b64encode(canary.encode() * 4).decode()
     frame = template.replace(b"CANARY", canary.encode()).replace(b"AUDIOB64", audio.encode())
-    sink = _Sink()
+    sink = MemorySink()
     recorder = Recorder(make_logger(sink), REDACTOR, policy, event_set=event_set)
     recorder.text(direction, frame)  # type: ignore[arg-type]
     recorder.close()
