@@ -47,6 +47,7 @@ def _under(path: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) -> Policy:
+    """The redaction policy the `redaction` section and the fingerprint key variable give."""
     env = os.environ if environ is None else environ
     key = env.get(settings.redaction.fingerprint_key_env, "")
     kwargs: dict[str, Any] = {}
@@ -136,10 +137,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(_request: web.Request) -> web.Response:
+    """`GET /healthz`: the process is alive."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """`GET /readyz`: ready for new sessions (503 while draining)."""
     state = request.app[APP]
     if state.draining:
         return web.json_response({"status": "draining"}, status=503)
@@ -147,6 +150,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    """`GET /metrics`: Prometheus text format."""
     state = request.app[APP]
     body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -60,6 +60,8 @@ def _report(exc: ConfigError) -> int:
 
 
 def check_config(argv: Sequence[str]) -> int:
+    """`earshot check-config PATH`: validate a file, print the resolved settings (0) or the
+    problems (2)."""
     parser = argparse.ArgumentParser(
         prog="earshot check-config", description="Validate a config file."
     )

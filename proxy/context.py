@@ -6,6 +6,7 @@ drain closes.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -23,6 +24,8 @@ from proxy.upstream import Upstream
 
 @attrs.define(eq=False)
 class AppState:
+    """What every request handler of one app shares."""
+
     settings: Settings
     log: Logger
     redactor: Redactor
@@ -35,6 +38,24 @@ class AppState:
     forward_prefixes: tuple[str, ...] = ()
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
     recorders: set[Recorder] = attrs.field(factory=set)
+    # Set while no session is open: what a drain waits for.
+    idle: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.idle.set()
+
+    def session_opened(self, ws: web.WebSocketResponse[Any], recorder: Recorder) -> None:
+        """A session is open: it is drained and its frames are counted at scrape time."""
+        self.sessions.add(ws)
+        self.recorders.add(recorder)
+        self.idle.clear()
+
+    def session_closed(self, ws: web.WebSocketResponse[Any], recorder: Recorder) -> None:
+        """A session has ended."""
+        self.sessions.discard(ws)
+        self.recorders.discard(recorder)
+        if not self.sessions:
+            self.idle.set()
 
     @property
     def client(self) -> aiohttp.ClientSession:

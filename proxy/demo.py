@@ -37,6 +37,7 @@ _PHOTO: Final = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40).
 
 
 def session_created(beta: bool, translation: bool) -> bytes:
+    """The scripted upstream's greeting for a GA, beta or translation socket."""
     if beta:
         session: dict[str, Any] = {
             "id": "sess_FAKE1",
@@ -64,6 +65,7 @@ def session_created(beta: bool, translation: bool) -> bytes:
 
 
 def replies(data: bytes, beta: bool) -> list[bytes]:
+    """The scripted upstream's answers to one client frame."""
     try:
         event = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -99,6 +101,7 @@ def replies(data: bytes, beta: bool) -> list[bytes]:
 
 
 def response_events(beta: bool) -> list[bytes]:
+    """A spoken answer: a response with audio, its transcript and its usage."""
     audio_delta = "response.audio.delta" if beta else "response.output_audio.delta"
     transcript = "response.audio_transcript" if beta else "response.output_audio_transcript"
     ids = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
@@ -167,6 +170,7 @@ async def _upstream_rest(_request: web.Request) -> web.Response:
 
 
 def conversation() -> list[dict[str, Any]]:
+    """The scripted client's events: a session with an MCP tool, audio, a photo, a reply."""
     chunk = base64.b64encode(_TONE).decode()
     return [
         {
@@ -283,6 +287,7 @@ async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
 
 
 def main(argv: Sequence[str] = ()) -> int:
+    """`earshot demo`: run the scripted session, records on stdout, the report on stderr."""
     parser = argparse.ArgumentParser(
         prog="earshot demo", description="Run a scripted session offline."
     )

@@ -141,6 +141,7 @@ class MemorySink:
         self.lines: collections.deque[bytes] = collections.deque(maxlen=limit)
 
     def msg(self, line: bytes) -> None:
+        """Keep one rendered line (structlog calls this for every level)."""
         self.lines.append(line)
 
     debug = info = warning = error = critical = exception = msg
@@ -181,6 +182,7 @@ class LogSink:
 
     # structlog calls the logger's method named after the level with the rendered bytes.
     def msg(self, line: bytes) -> None:
+        """Buffer one rendered line for the writer (structlog calls this for every level)."""
         if len(self._lines) >= self._capacity:
             if not self._block:
                 self._dropped += 1

@@ -112,7 +112,9 @@ class Metrics:
             self.totals.undecodable[direction] += c.undecodable
 
     def written(self, n: int) -> None:
+        """Count records the writer wrote."""
         self.totals.records_written += n
 
     def dropped(self, n: int) -> None:
+        """Count records dropped."""
         self.totals.records_dropped += n

@@ -45,6 +45,8 @@ class EventPolicy:
         self.cache: dict[str, str] = {}
 
     def mode(self, event_type: str) -> str:
+        """The mode for one event type: exact name, then the first matching glob, then the
+        default."""
         mode = self.cache.get(event_type)
         if mode is None:
             mode = self._exact.get(event_type) or next(

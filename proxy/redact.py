@@ -149,6 +149,7 @@ class Policy:
     fingerprint_key: bytes = attrs.field(factory=lambda: os.urandom(32), repr=False)
 
     def text_mode(self, text_class: str) -> TextMode:
+        """The mode for one text class, or the policy's default."""
         return self.text.get(text_class, self.text.get("default", "keep"))
 
 
@@ -178,12 +179,14 @@ class Redactor:
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:8]
 
     def secret(self, value: object) -> dict[str, str]:
+        """A secret as its keyed fingerprint."""
         text = value if isinstance(value, str) else repr(value)
         return {"redacted": "secret", "fp": self.fingerprint(text)}
 
     # --- per-type renderings -----------------------------------------------------------
 
     def audio(self, value: str) -> dict[str, Any]:
+        """Base64 audio as its decoded length and duration in the current format."""
         n = base64_length(value)
         out: dict[str, Any] = {
             "redacted": "audio",
@@ -195,6 +198,7 @@ class Redactor:
         return out
 
     def image(self, value: str) -> dict[str, Any]:
+        """An image or file: media type and size for data, a marker (and host) for a URL."""
         if value.startswith("data:"):
             header, _, data = value.partition(",")
             media = header[5:].split(";", 1)[0]
@@ -213,6 +217,7 @@ class Redactor:
         return {"redacted": "file", "bytes": base64_length(value)}
 
     def text(self, value: str, mode: TextMode) -> Any:
+        """Text per its mode: kept (scrubbed), hashed, measured or dropped."""
         if mode == "keep":
             return self.scrub_text(value)
         if mode == "hash":

@@ -104,8 +104,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         summary_interval=settings.log.summary_interval,
     )
     end = _End()
-    state.sessions.add(ws)
-    state.recorders.add(recorder)
+    state.session_opened(ws, recorder)
     state.metrics.sessions_active.inc()
     state.metrics.sessions.labels(protocol=event_set).inc()
     pump: asyncio.Task[None] | None = None
@@ -145,8 +144,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         await _close_quietly(up, WSCloseCode.GOING_AWAY)
         lost = end.by == "upstream" and end.code == WSCloseCode.ABNORMAL_CLOSURE
         await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
-        state.sessions.discard(ws)
-        state.recorders.discard(recorder)
+        state.session_closed(ws, recorder)
         state.metrics.session_ended(recorder.counts)
         state.metrics.sessions_active.dec()
         recorder.close()

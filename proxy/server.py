@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import sys
-import time
 from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
@@ -42,9 +41,9 @@ async def drain(app: web.Application, grace_period: float) -> None:
     state = app[APP]
     state.draining = True
     state.log.info("proxy.draining", sessions=len(state.sessions), grace_period=grace_period)
-    deadline = time.monotonic() + grace_period
-    while state.sessions and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace_period):
+            await state.idle.wait()
     await asyncio.gather(
         *(
             ws.close(code=WSCloseCode.GOING_AWAY, message=b"earshot is shutting down")
@@ -52,8 +51,9 @@ async def drain(app: web.Application, grace_period: float) -> None:
         ),
         return_exceptions=True,
     )
-    while state.sessions and time.monotonic() < deadline + 5:
-        await asyncio.sleep(0.02)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            await state.idle.wait()
 
 
 async def serve(

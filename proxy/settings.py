@@ -40,6 +40,8 @@ class ConfigError(Exception):
 
 @frozen(kw_only=True)
 class ListenSection:
+    """`listen`: where earshot accepts connections."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     path_prefix: str = ""
@@ -48,6 +50,8 @@ class ListenSection:
 
 @frozen(kw_only=True)
 class UpstreamSection:
+    """`upstream`: the one host earshot dials, and how."""
+
     url: str = "https://api.openai.com"
     api_key_env: str | None = None
     connect_timeout: float = 10.0
@@ -59,6 +63,8 @@ class UpstreamSection:
 
 @frozen(kw_only=True)
 class LimitsSection:
+    """`limits`: frame and body sizes, and how long a request may take to arrive."""
+
     max_frame_bytes: int = 32 * MiB
     max_body_bytes: int = 4 * MiB
     header_timeout: float = 10.0
@@ -68,6 +74,8 @@ class LimitsSection:
 
 @frozen(kw_only=True)
 class LogSection:
+    """`log`: where records go, which events are logged whole, and the buffer."""
+
     output: str = "stdout"
     level: str = "info"
     events: dict[str, str] = field(
@@ -85,6 +93,8 @@ class LogSection:
 
 @frozen(kw_only=True)
 class RedactionSection:
+    """`redaction`: how text, images and audio are rendered; extra secret patterns."""
+
     text: str | dict[str, str] = "keep"
     image_host: bool = False
     audio_hash: bool = False
@@ -94,11 +104,15 @@ class RedactionSection:
 
 @frozen(kw_only=True)
 class ShutdownSection:
+    """`shutdown`: how long open sessions may finish after SIGTERM."""
+
     grace_period: float = 10.0
 
 
 @frozen(kw_only=True)
 class Settings:
+    """The whole configuration, validated: every section with its defaults."""
+
     listen: ListenSection = field(factory=ListenSection)
     upstream: UpstreamSection = field(factory=UpstreamSection)
     limits: LimitsSection = field(factory=LimitsSection)
@@ -107,6 +121,7 @@ class Settings:
     shutdown: ShutdownSection = field(factory=ShutdownSection)
 
     def text_policy(self) -> dict[str, str]:
+        """`redaction.text` as a mapping of text class to mode."""
         text = self.redaction.text
         return {"default": text} if isinstance(text, str) else dict(text)
 

@@ -96,6 +96,7 @@ async def _refuse_redirect(
 
 
 def trace_config() -> aiohttp.TraceConfig:
+    """The client session's hooks: keep a refused handshake's body, refuse redirects."""
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(_capture_error_body)
     trace.on_request_redirect.append(_refuse_redirect)

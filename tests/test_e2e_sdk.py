@@ -66,7 +66,8 @@ async def test_ga_conversation_through_the_sdk(
         "input_audio_buffer.commit",
         "response.create",
     ] == [e["type"] for e in received]
-    assert "response.output_audio.delta" in seen and "response.done" == seen[-1]
+    assert "response.output_audio.delta" in seen
+    assert "response.done" == seen[-1]
     assert "gpt-realtime" == sink.records("ws.open")[0]["model"]
     assert "ga" == sink.records("ws.open")[0]["protocol"]
     summaries = {(r["direction"], r["type"]): r for r in sink.records("realtime.summary")}

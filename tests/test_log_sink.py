@@ -38,7 +38,8 @@ def test_records_are_json_lines_with_ts_level_event(tmp_path: Path) -> None:
     record = orjson.loads(line)
     assert ["ts", "level", "event", "conn", "path"] == list(record)
     assert "info" == record["level"]
-    assert record["ts"].endswith("Z") and len(record["ts"]) == len("2026-11-21T02:30:19.123456Z")
+    assert record["ts"].endswith("Z")
+    assert len(record["ts"]) == len("2026-11-21T02:30:19.123456Z")
 
 
 def test_pipe_writes_are_whole_lines_within_pipe_buf() -> None:

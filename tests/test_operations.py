@@ -124,7 +124,8 @@ async def test_metrics_count_sessions_frames_and_failures(proxy: Any, fake: Fake
     assert 'earshot_rest_requests_total{route="client_secrets",status="2xx"} 1.0' in text
     assert "earshot_sessions_active 0.0" in text
     assert "process_open_fds" in text
-    assert "QUERYkey" not in text and "sess_" not in text
+    assert "QUERYkey" not in text
+    assert "sess_" not in text
 
 
 async def test_summary_is_written_on_time_while_the_stream_is_idle(

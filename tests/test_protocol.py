@@ -206,7 +206,8 @@ def test_bad_json_is_undecodable_and_the_reason_quotes_nothing(frame: bytes) -> 
     assert isinstance(decoded, protocol.Undecodable)
     assert decoded.reason.startswith("invalid JSON: ")
     assert len(frame) == decoded.size
-    assert "9999" not in decoded.reason and "ud800" not in decoded.reason
+    assert "9999" not in decoded.reason
+    assert "ud800" not in decoded.reason
 
 
 def test_huge_integer_in_a_typed_field_is_undecodable() -> None:
@@ -273,7 +274,8 @@ def test_explicit_null_is_distinct_from_absent() -> None:
         b'{"type":"session.update","session":{"audio":{"input":{}}}}', "client"
     )
 
-    assert isinstance(off, ga.SessionUpdate) and isinstance(absent, ga.SessionUpdate)
+    assert isinstance(off, ga.SessionUpdate)
+    assert isinstance(absent, ga.SessionUpdate)
     assert None is off.session.audio.input.turn_detection  # type: ignore[union-attr]
     assert UNSET is absent.session.audio.input.turn_detection  # type: ignore[union-attr]
     assert {
@@ -292,7 +294,8 @@ def test_unknown_keys_are_kept_at_every_depth() -> None:
 
     assert isinstance(decoded, ga.SessionUpdate)
     assert {"x_top": 1} == decoded.extra
-    assert isinstance(decoded.session.tools, list) and isinstance(decoded.session.tools[0], McpTool)
+    assert isinstance(decoded.session.tools, list)
+    assert isinstance(decoded.session.tools[0], McpTool)
     assert {"x_deep": {"a": None}} == decoded.session.tools[0].extra
     assert orjson.loads(frame) == protocol.unstructure(decoded)
 
@@ -420,7 +423,8 @@ def test_validate_reports_content_parts_per_role(role: str, part: str, problems:
     )
     decoded = protocol.decode(frame, "client")
 
-    assert isinstance(decoded, ga.ConversationItemCreate) and isinstance(decoded.item, MessageItem)
+    assert isinstance(decoded, ga.ConversationItemCreate)
+    assert isinstance(decoded.item, MessageItem)
     assert problems == protocol.validate(decoded)
 
 

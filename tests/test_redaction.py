@@ -40,7 +40,8 @@ def test_secret_patterns_are_scrubbed_from_text(secret: str) -> None:
     """
     out = _redactor().scrub_text(f"my key is {secret} ok")
 
-    assert out.startswith("my key is ") and out.endswith(" ok")
+    assert out.startswith("my key is ")
+    assert out.endswith(" ok")
     assert "[redacted:secret:" in out
     assert secret[-8:] not in out
 
@@ -252,7 +253,8 @@ def test_url_userinfo_is_removed() -> None:
     """
     out = _redactor().url("https://alice:hunter2@mcp.example.com:8443/sse?x=1")
 
-    assert "hunter2" not in out and "alice" not in out
+    assert "hunter2" not in out
+    assert "alice" not in out
     assert out.endswith("@mcp.example.com:8443/sse?x=1")
 
 
@@ -271,7 +273,8 @@ def test_sdp_is_redacted() -> None:
 
     for secret in ("UFRAGvalue", "PASSWORDvalue", "192.0.2.10", "198.51.100.7", "10.0.0.5"):
         assert secret not in out
-    assert "a=rtpmap:111 opus/48000/2" in out and "m=audio 9 UDP/TLS/RTP/SAVPF 111" in out
+    assert "a=rtpmap:111 opus/48000/2" in out
+    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111" in out
 
 
 @pytest.mark.parametrize(
@@ -288,7 +291,8 @@ def test_close_reasons_are_scrubbed_and_bounded(reason: str | bytes) -> None:
     """
     out = _redactor().reason(reason)
 
-    assert "aaaaaaaaaaaa" not in out and "abcdefghijklmnop" not in out
+    assert "aaaaaaaaaaaa" not in out
+    assert "abcdefghijklmnop" not in out
     assert len(out) <= 123
 
 
