@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import yaml
 
@@ -93,3 +97,25 @@ def recorded_exchanges() -> list[tuple[str, dict[str, Any]]]:
 def sdk_event_types() -> set[str]:
     """Every event type the `openai` SDK defines, in any protocol and direction."""
     return {event for _, _, event, _, _ in sdk_field_paths()}
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until an earshot process answers `/healthz` (it must not exit first)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            assert proc.poll() is None, "earshot exited early"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("earshot did not become healthy")

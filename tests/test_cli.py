@@ -23,6 +23,7 @@ from aiohttp import WSMsgType
 
 from proxy import cli
 from proxy.settings import ConfigError, load, parse
+from tests.helpers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,26 +204,6 @@ def test_demo_runs_offline_and_leaks_nothing() -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            assert proc.poll() is None, "earshot exited early"
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("earshot did not become healthy")
-
-
 def _dockerfile_command() -> tuple[list[str], dict[str, str]]:
     text = (ROOT / "Dockerfile").read_text()
     runtime = text[text.rindex("FROM ") :]
@@ -239,7 +220,7 @@ async def test_the_images_command_line_runs_the_proxy(upstream: Any, tmp_path: P
     _, server = upstream
     argv, env = _dockerfile_command()
     argv = [a.replace("/app/", f"{ROOT}/") for a in argv]
-    port = _free_port()
+    port = free_port()
     assert "0.0.0.0" == env["EARSHOT_LISTEN_HOST"]
     env = {
         **os.environ,
@@ -252,7 +233,7 @@ async def test_the_images_command_line_runs_the_proxy(upstream: Any, tmp_path: P
         [str(Path(sys.executable).parent / argv[0]), *argv[1:]], env=env, stdout=subprocess.DEVNULL
     )
     try:
-        await _wait_healthy(port, proc)
+        await wait_healthy(port, proc)
         proc.send_signal(signal.SIGTERM)
         assert 0 == await asyncio.to_thread(proc.wait, 30)
     finally:
@@ -266,7 +247,7 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
     1001 with a Close frame after the grace period, and the process exits 0.
     """
     _fake, server = upstream
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "earshot.jsonl"
     config = tmp_path / "c.yaml"
     config.write_text(
@@ -277,7 +258,7 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
     sessions = 100
     try:
-        await _wait_healthy(port, proc)
+        await wait_healthy(port, proc)
         # No connection limit: the 100 sessions must not starve the /readyz request.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             sockets = []
@@ -322,7 +303,7 @@ async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> Non
     path, starting with `log.reopened`; every record is whole, in one file or the other.
     """
     _fake, server = upstream
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "earshot.jsonl"
     config = tmp_path / "c.yaml"
     config.write_text(
@@ -332,7 +313,7 @@ async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> Non
     )
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
     try:
-        await _wait_healthy(port, proc)
+        await wait_healthy(port, proc)
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"http://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
             await ws.receive(timeout=5)
@@ -370,7 +351,7 @@ def test_ctrl_c_at_start_exits_quietly(tmp_path: Path) -> None:
         " sys.exit(main(['--port', sys.argv[1]]))"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", start, str(_free_port())],
+        [sys.executable, "-c", start, str(free_port())],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,31 +15,6 @@ from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 
 
-async def test_proxy_held_key_replaces_client_credentials(
-    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """
-    With `upstream.api_key_env`, the upstream gets the proxy's key, not the client's,
-    and a browser's key subprotocol is not passed on.
-    """
-    monkeypatch.setenv("EARSHOT_TEST_KEY", "sk-proj-HELDbyTHEproxy0123456789")
-    proxy = await make_proxy(upstream={"api_key_env": "EARSHOT_TEST_KEY"})
-
-    ws = await proxy.ws_connect(
-        "/v1/realtime?model=gpt-realtime",
-        headers={"Authorization": "Bearer client-key-0123456789"},
-        protocols=("realtime", "openai-insecure-api-key.ek_client0123456789"),
-    )
-    await ws.receive(timeout=5)
-    await ws.close()
-
-    headers = fake.handshakes[0]["headers"]
-    assert "Bearer sk-proj-HELDbyTHEproxy0123456789" == headers["Authorization"]
-    assert "realtime" == headers["Sec-WebSocket-Protocol"]
-    assert "realtime" == ws.protocol
-    assert "HELDbyTHEproxy" not in sink.text()
-
-
 @pytest.mark.parametrize("upstream_compresses", [True, False])
 async def test_compression_is_what_the_upstream_agrees_to(
     proxy: Any, fake: FakeUpstream, upstream_compresses: bool

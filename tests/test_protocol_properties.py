@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protocol
-from protocol.codec import _EXPLAINER
+from protocol.converter import make_converter
 from protocol.types import UNSET
 from tests.helpers import corpus
 
 CORPUS = corpus()
+DETAILED = make_converter(detailed_validation=True)  # cattrs' own hooks
 JSON_SCALARS = (
     st.none()
     | st.booleans()
@@ -134,7 +135,7 @@ def test_the_hot_path_hooks_accept_exactly_what_the_detailed_converter_accepts(
     assume(cls is not None)
 
     try:
-        detailed: Any = _EXPLAINER.structure(obj, cls)
+        detailed: Any = DETAILED.structure(obj, cls)
     except Exception:  # either outcome is a valid example
         detailed = None
     decoded = protocol.decode(frame, direction, proto)  # type: ignore[arg-type]

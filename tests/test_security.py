@@ -26,7 +26,8 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor, is_secret_name
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.test_cli import ROOT, _free_port, _wait_healthy
+from tests.helpers import free_port, wait_healthy
+from tests.test_cli import ROOT
 
 KEY = "sk-proj-ATTACKERsawTHIS0123456789abcdef"
 BROWSER_KEY = "ek_68af2b7c1d3e4f5aBROWSERkey"
@@ -189,7 +190,7 @@ async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
     or any 12-character slice of it; the log has a `library.log` record for each.
     """
     _fake, server = upstream
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EARSHOT_UPSTREAM_URL": str(server.make_url("")).rstrip("/")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "proxy", "--config", "config/default.yaml", "--port", str(port)],
@@ -199,7 +200,7 @@ async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
         stderr=subprocess.PIPE,
     )
     try:
-        await _wait_healthy(port, proc)
+        await wait_healthy(port, proc)
         for request in MALFORMED:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request.replace(b"KEY", KEY.encode()))
