@@ -15,7 +15,6 @@ Nothing here raises on hostile input: every entry point is total.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import os
@@ -32,16 +31,10 @@ from attrs import frozen
 import protocol
 from protocol import types as pt
 from proxy.audio import PCM16_24K, base64_length
+from proxy.credentials import NAME_HINT, SECRET_PATTERNS, has_key_marker, is_secret_name
 
 TextMode = Literal["keep", "hash", "length", "drop"]
 
-_SECRET_PATTERNS: Final = (
-    r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",
-    r"\bek_[A-Za-z0-9_\-]{8,}",
-    r"\beyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*",
-    r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-)
 # Base64 (audio, images, files) is collapsed where it runs to 64 characters or more, also
 # when it is cut into pieces of 16 or more joined by a few separators (wrapped lines,
 # dotted chunks). A run starts only where no base64 character precedes it and is taken
@@ -63,76 +56,8 @@ _MAX_SCAN: Final = 256 * 1024  # characters: a longer string is logged as its le
 _FRAME_BUDGET: Final = 1 << 20  # characters scanned per rendered event; past it, lengths only
 _PARTIAL_MIN: Final = 8  # a key's prefix this long at the end of a value counts as a key
 
-# Credential names, matched on their parts once normalised (case, `-`, `_`, camel case):
-# `aws_secret_access_key`, `accessToken`, `Ocp-Apim-Subscription-Key`, `pwd`, ...
-_SECRET_PARTS: Final = frozenset(
-    {
-        "secret", "token", "password", "passwd", "pwd", "passphrase", "auth", "authorization",
-        "authentication", "oauth", "credential", "credentials", "cookie", "signature", "sig",
-        "apikey", "secretkey", "accesskey", "privatekey", "sessionkey", "headers",
-    }
-)  # fmt: skip
-# The same words run together without a separator (`accesstoken`, `clientsecret`, a
-# header's lower-cased `openaiapikey`).
-_SECRET_SUFFIXES: Final = (
-    "token", "secret", "password", "passwd", "pwd", "auth", "credential", "credentials",
-    "apikey", "accesskey", "secretkey", "privatekey", "sessionkey", "subscriptionkey",
-)  # fmt: skip
-_KEY_QUALIFIERS: Final = frozenset(
-    {
-        "api", "access", "secret", "private", "session", "subscription", "client", "auth",
-        "encryption", "signing", "master", "account", "service", "shared", "app", "x", "ocp",
-        "openai", "azure", "aws", "admin", "ice",
-    }
-)  # fmt: skip
-_QUALIFIED_KEYS: Final = tuple(f"{q}key" for q in sorted(_KEY_QUALIFIERS))
-_HARMLESS_NAMES: Final = frozenset(
-    {
-        "input_token_details", "output_token_details", "cached_tokens_details", "token_type",
-        "max_output_tokens", "max_response_output_tokens", "input_tokens", "output_tokens",
-        "auth_type", "authorization_url", "token_count", "author",
-    }
-)  # fmt: skip
 _SECRET_HEADERS: Final = frozenset({"proxy-authorization", "api-key", "set-cookie"})
 _INSECURE_KEY_PREFIX: Final = "openai-insecure-api-key."
-# A word every credential name has one of: JSON text without one needs no parse.
-_NAME_HINT = re.compile(r"(?i)secret|token|pass|pwd|auth|credential|key|cookie|sig")
-
-
-def _has_key_marker(low: str) -> bool:
-    """Whether lower-cased text holds a marker every built-in secret pattern starts with."""
-    return (
-        "sk-" in low
-        or "ek_" in low
-        or "eyj" in low
-        or "bearer" in low
-        or "akia" in low
-        or "asia" in low
-    )
-
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
-
-
-@functools.lru_cache(maxsize=4096)
-def is_secret_name(name: str) -> bool:
-    """Whether a JSON key, header or query parameter name is a credential's: normalised
-    (camel case, `-`, `_`, case), then matched on its parts (`secret`, `token`, `pwd`,
-    `auth`, `key` with a qualifier, ...), with an allow-list of harmless names."""
-    parts = [p for p in _CAMEL.split(name.strip()) if p]
-    lowered = [p.lower() for p in parts]
-    if "_".join(lowered) in _HARMLESS_NAMES:
-        return False
-    if lowered == ["key"]:
-        return True
-    for i, part in enumerate(lowered):
-        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES + _QUALIFIED_KEYS):
-            return True
-        if part in ("key", "keys") and i > 0 and lowered[i - 1] in _KEY_QUALIFIERS:
-            return True
-    return False
-
-
 _MEDIA_TYPE = re.compile(r"[\w.+\-]{1,40}/[\w.+\-]{1,60}")
 _MAX_DEPTH: Final = 24
 _MAX_REASON: Final = 123
@@ -159,7 +84,7 @@ class Redactor:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._key = policy.fingerprint_key
-        secret_re = "|".join((*_SECRET_PATTERNS, *policy.patterns))
+        secret_re = "|".join((*SECRET_PATTERNS, *policy.patterns))
         self._secret = re.compile(secret_re)
         # `regex` for what `re` cannot do: a match that the end of a value cuts short.
         self._partial = regex.compile(secret_re)
@@ -268,7 +193,7 @@ class Redactor:
         """`value` scrubbed, then cut to `limit` characters: a key across the cut is
         redacted whole, and one cut short at the end of the value still counts."""
         out = self.scrub_text(value)[:limit]
-        if self.policy.patterns or _has_key_marker(out[-256:].lower()):
+        if self.policy.patterns or has_key_marker(out[-256:].lower()):
             return self.scrub_end(out)
         return out
 
@@ -283,7 +208,7 @@ class Redactor:
     def _partial_start(self, text: str) -> int | None:
         """Where a key that `text`'s end cuts short begins, if it is long enough to count."""
         offset = max(0, len(text) - 256)
-        if not self.policy.patterns and not _has_key_marker(text[offset:].lower()):
+        if not self.policy.patterns and not has_key_marker(text[offset:].lower()):
             return None  # every built-in pattern has one of the markers
         for m in self._partial.finditer(text, pos=offset, partial=True):
             if m.partial and len(m.group(0)) >= _PARTIAL_MIN:
@@ -396,7 +321,7 @@ class Redactor:
         """Text that may be JSON (function-call arguments and outputs, MCP arguments):
         parsed and scrubbed like any undeclared JSON, credential names included."""
         stripped = value.lstrip()
-        if stripped[:1] in ("{", "[") and _NAME_HINT.search(value):
+        if stripped[:1] in ("{", "[") and NAME_HINT.search(value):
             try:
                 parsed = orjson.loads(value)
             except orjson.JSONDecodeError:

@@ -61,19 +61,12 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         return web.Response(
             status=503, text="earshot is shutting down\n", headers={"Retry-After": "1"}
         )
-    settings = state.settings
     offered = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
     event_set = _event_set(request, offered)
     conn = conn_id()
-    # The connection's context, bound once: every record of the session carries it.
-    model = request.query.get("model") or request.query.get("deployment")
-    log = (
-        state.log.bind(conn=conn, model=state.redactor.cut(model, 128))
-        if model
-        else state.log.bind(conn=conn)
-    )
+    log = _session_log(request, state, conn)
     url = state.upstream.url(
         request.rel_url.raw_path, request.rel_url.raw_query_string, websocket=True
     )
@@ -82,7 +75,57 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     if isinstance(up, web.StreamResponse):
         return up
 
-    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
+    ws = _client_socket(state, up)
+    started = time.monotonic()
+    recorder = Recorder(
+        log,
+        state.redactor,
+        state.event_policy,
+        event_set=event_set,
+        summary_interval=state.settings.log.summary_interval,
+    )
+    end = _End()
+    state.session_opened(ws, recorder)
+    state.metrics.sessions_active.inc()
+    state.metrics.sessions.labels(protocol=event_set).inc()
+    pump: asyncio.Task[None] | None = None
+    try:
+        await ws.prepare(request)
+        _log_open(request, state, recorder, event_set, up.protocol)
+        pump = asyncio.create_task(
+            _upstream_to_client(up, ws, recorder, state, end), name=f"earshot-pump-{conn}"
+        )
+        await _client_to_upstream(ws, up, recorder, state, end, pump)
+    except (ConnectionResetError, aiohttp.ClientError, OSError):
+        end.set("client" if ws.closed else "upstream", WSCloseCode.ABNORMAL_CLOSURE)
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client's connection is lost.
+        end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
+        raise
+    finally:
+        await _finish(pump, end, up, ws)
+        state.session_closed(ws, recorder)
+        state.metrics.session_ended(recorder.counts)
+        state.metrics.sessions_active.dec()
+        recorder.close()
+        _log_close(state, recorder, end, started)
+    return ws
+
+
+def _session_log(request: web.Request, state: AppState, conn: str) -> Logger:
+    """The connection's context, bound once: every record of the session carries it."""
+    model = request.query.get("model") or request.query.get("deployment")
+    if model:
+        return state.log.bind(conn=conn, model=state.redactor.cut(model, 128))
+    return state.log.bind(conn=conn)
+
+
+def _client_socket(
+    state: AppState, up: aiohttp.ClientWebSocketResponse[Any]
+) -> web.WebSocketResponse[Any]:
+    """The client's leg, matching what the upstream agreed to on the other."""
+    settings = state.settings
+    return web.WebSocketResponse(
         protocols=(up.protocol,) if up.protocol else (),
         # aiohttp refuses a message whose size *equals* max_msg_size; ours is inclusive.
         max_msg_size=settings.limits.max_frame_bytes + 1,
@@ -95,73 +138,63 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         # frame for a browser (which always offers it) when the upstream does not.
         compress=bool(up.compress),
     )
-    started = time.monotonic()
-    recorder = Recorder(
-        log,
-        state.redactor,
-        state.event_policy,
-        event_set=event_set,
-        summary_interval=settings.log.summary_interval,
+
+
+def _log_open(
+    request: web.Request,
+    state: AppState,
+    recorder: Recorder,
+    event_set: EventSet,
+    subprotocol: str | None,
+) -> None:
+    recorder.log.info(
+        "ws.open",
+        path=state.redactor.url(request.path_qs)[:512],
+        **_model_or_call(request, state),
+        protocol="beta" if event_set == "beta" else "ga",
+        surface="translation" if event_set == "translation" else "realtime",
+        # The chosen one too: an upstream may echo the browser's key element.
+        subprotocol=state.redactor.subprotocols([subprotocol]) if subprotocol else None,
+        headers=state.redactor.headers(request.headers.items()),
     )
-    end = _End()
-    state.session_opened(ws, recorder)
-    state.metrics.sessions_active.inc()
-    state.metrics.sessions.labels(protocol=event_set).inc()
-    pump: asyncio.Task[None] | None = None
-    try:
-        await ws.prepare(request)
-        recorder.log.info(
-            "ws.open",
-            path=state.redactor.url(request.path_qs)[:512],
-            **_model_or_call(request, state),
-            protocol="beta" if event_set == "beta" else "ga",
-            surface="translation" if event_set == "translation" else "realtime",
-            # The chosen one too: an upstream may echo the browser's key element.
-            subprotocol=state.redactor.subprotocols([up.protocol]) if up.protocol else None,
-            headers=state.redactor.headers(request.headers.items()),
-        )
-        pump = asyncio.create_task(
-            _upstream_to_client(up, ws, recorder, state, end), name=f"earshot-pump-{conn}"
-        )
-        await _client_to_upstream(ws, up, recorder, state, end, pump)
-    except (ConnectionResetError, aiohttp.ClientError, OSError):
-        end.set("client" if ws.closed else "upstream", WSCloseCode.ABNORMAL_CLOSURE)
-    except asyncio.CancelledError:
-        # aiohttp cancels the handler when the client's connection is lost.
-        end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
-        raise
-    finally:
-        if pump is not None:
-            # A pump passing on the upstream's close must finish: it answers the
-            # upstream's Close once the client has answered ours.
-            if not pump.done() and end.by != "upstream":
-                pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-                await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
-        # Nobody seen closing: an error inside the proxy. A side that ended the session
-        # closed both legs itself (in a shielded task); what is still open goes away.
-        end.set("proxy", WSCloseCode.GOING_AWAY)
-        await _close_quietly(up, WSCloseCode.GOING_AWAY)
-        lost = end.by == "upstream" and end.code == WSCloseCode.ABNORMAL_CLOSURE
-        await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
-        state.session_closed(ws, recorder)
-        state.metrics.session_ended(recorder.counts)
-        state.metrics.sessions_active.dec()
-        recorder.close()
-        recorder.log.info(
-            "ws.close",
-            closed_by=end.by,
-            code=end.code,
-            reason=state.redactor.reason(end.reason),
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            client_frames=recorder.counts["client"].frames,
-            client_bytes=recorder.counts["client"].bytes,
-            server_frames=recorder.counts["server"].frames,
-            server_bytes=recorder.counts["server"].bytes,
-            undecodable=recorder.counts["client"].undecodable
-            + recorder.counts["server"].undecodable,
-        )
-    return ws
+
+
+async def _finish(
+    pump: asyncio.Task[None] | None,
+    end: _End,
+    up: aiohttp.ClientWebSocketResponse[Any],
+    ws: web.WebSocketResponse[Any],
+) -> None:
+    """Stop the pump and close what is still open: nothing outlives the session."""
+    if pump is not None:
+        # A pump passing on the upstream's close must finish: it answers the upstream's
+        # Close once the client has answered ours.
+        if not pump.done() and end.by != "upstream":
+            pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+            await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
+    # Nobody seen closing: an error inside the proxy. A side that ended the session
+    # closed both legs itself (in a shielded task); what is still open goes away.
+    end.set("proxy", WSCloseCode.GOING_AWAY)
+    await _close_quietly(up, WSCloseCode.GOING_AWAY)
+    lost = end.by == "upstream" and end.code == WSCloseCode.ABNORMAL_CLOSURE
+    await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
+
+
+def _log_close(state: AppState, recorder: Recorder, end: _End, started: float) -> None:
+    counts = recorder.counts
+    recorder.log.info(
+        "ws.close",
+        closed_by=end.by,
+        code=end.code,
+        reason=state.redactor.reason(end.reason),
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+        client_frames=counts["client"].frames,
+        client_bytes=counts["client"].bytes,
+        server_frames=counts["server"].frames,
+        server_bytes=counts["server"].bytes,
+        undecodable=counts["client"].undecodable + counts["server"].undecodable,
+    )
 
 
 def _event_set(request: web.Request, offered: list[str]) -> EventSet:

@@ -16,9 +16,10 @@ import hashlib
 import orjson
 
 import protocol
+from proxy.credentials import is_secret_name
 from proxy.log import MemorySink, make_logger
 from proxy.records import EventPolicy, Recorder
-from proxy.redact import Policy, Redactor, is_secret_name
+from proxy.redact import Policy, Redactor
 
 REDACTOR = Redactor(Policy())
 POLICIES = [EventPolicy({"default": "full"}), EventPolicy({"default": "summary"})]

@@ -21,9 +21,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from proxy.credentials import is_secret_name
 from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
-from proxy.redact import Policy, Redactor, is_secret_name
+from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import free_port, wait_healthy
