@@ -15,43 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from protocol import Direction, EventSet
+from proxy.closing import (
+    CLOSE_TIMEOUT,
+    Ending,
+    close_both,
+    close_code,
+    close_quietly,
+    error_code,
+    reason_bytes,
+    sendable,
+)
 from proxy.context import APP, AppState, conn_id
 from proxy.log import Logger
 from proxy.records import Recorder
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
-_UNSENDABLE: Final = frozenset({1005, 1006, 1015})
-_CLOSE_TIMEOUT: Final = 5.0
-_NO_STATUS: Final = 1005  # a Close without a code: reported, never sent
-
-
-Closer = Literal["client", "upstream", "proxy"]
-
-
-class _End:
-    """How the session ended, decided once: by the first side seen ending it.
-
-    `code` is the code that side sent (1005 for a Close without one, 1006 for a lost
-    connection). Once it is set, the other side's reader, which then sees its socket
-    closing, knows that is not a failure of its own.
-    """
-
-    def __init__(self) -> None:
-        self.by: Closer | None = None
-        self.code: int = WSCloseCode.ABNORMAL_CLOSURE
-        self.reason = b""
-
-    def set(self, by: Closer, code: int, reason: bytes = b"") -> None:
-        if self.by is None:
-            self.by, self.code, self.reason = by, code, reason
 
 
 async def realtime(request: web.Request) -> web.StreamResponse:
@@ -84,7 +70,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         event_set=event_set,
         summary_interval=state.settings.log.summary_interval,
     )
-    end = _End()
+    end = Ending()
     state.session_opened(ws, recorder)
     state.metrics.sessions_active.inc()
     state.metrics.sessions.labels(protocol=event_set).inc()
@@ -161,7 +147,7 @@ def _log_open(
 
 async def _finish(
     pump: asyncio.Task[None] | None,
-    end: _End,
+    end: Ending,
     up: aiohttp.ClientWebSocketResponse[Any],
     ws: web.WebSocketResponse[Any],
 ) -> None:
@@ -172,16 +158,16 @@ async def _finish(
         if not pump.done() and end.by != "upstream":
             pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-            await asyncio.wait_for(pump, 2 * _CLOSE_TIMEOUT)
+            await asyncio.wait_for(pump, 2 * CLOSE_TIMEOUT)
     # Nobody seen closing: an error inside the proxy. A side that ended the session
     # closed both legs itself (in a shielded task); what is still open goes away.
     end.set("proxy", WSCloseCode.GOING_AWAY)
-    await _close_quietly(up, WSCloseCode.GOING_AWAY)
+    await close_quietly(up, WSCloseCode.GOING_AWAY)
     lost = end.by == "upstream" and end.code == WSCloseCode.ABNORMAL_CLOSURE
-    await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
+    await close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
 
 
-def _log_close(state: AppState, recorder: Recorder, end: _End, started: float) -> None:
+def _log_close(state: AppState, recorder: Recorder, end: Ending, started: float) -> None:
     counts = recorder.counts
     recorder.log.info(
         "ws.close",
@@ -249,7 +235,7 @@ async def _ws_connect(
         autoclose=False,
         autoping=True,
         decode_text=False,
-        timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
+        timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
         # Offered upstream only if the client offered it (browsers always do).
         compress=15 if _offers_deflate(request) else 0,
         proxy=None,
@@ -295,7 +281,7 @@ async def _client_to_upstream(
     up: aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
     state: AppState,
-    end: _End,
+    end: Ending,
     pump: asyncio.Task[None],
 ) -> None:
     """Read the client until the session ends, forwarding to the upstream."""
@@ -306,19 +292,19 @@ async def _client_to_upstream(
         if end.by is not None or pump.done():
             return  # the upstream side ended the session, or the upstream is gone
         if msg.type is WSMsgType.CLOSE:
-            code, reason = _close_code(msg.data), _reason_bytes(msg.extra)
+            code, reason = close_code(msg.data), reason_bytes(msg.extra)
             end.set("client", code, reason)
-            await asyncio.shield(_close_both(up, ws, _sendable(code), reason))
-        elif msg.type is WSMsgType.ERROR and _error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            await asyncio.shield(close_both(up, ws, sendable(code), reason))
+        elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
             # The proxy refused the client's frame (aiohttp closed the client with 1009).
             end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
-            await _close_quietly(up, WSCloseCode.MESSAGE_TOO_BIG)
+            await close_quietly(up, WSCloseCode.MESSAGE_TOO_BIG)
         elif state.draining:  # the drain closed the client with 1001
             end.set("proxy", WSCloseCode.GOING_AWAY)
-            await _close_quietly(up, WSCloseCode.GOING_AWAY)
+            await close_quietly(up, WSCloseCode.GOING_AWAY)
         else:  # ERROR, CLOSING, CLOSED: the client vanished or broke the protocol
             end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
-            await _close_quietly(up, WSCloseCode.GOING_AWAY)
+            await close_quietly(up, WSCloseCode.GOING_AWAY)
         return
 
 
@@ -327,7 +313,7 @@ async def _upstream_to_client(
     ws: web.WebSocketResponse[Any],
     recorder: Recorder,
     state: AppState,
-    end: _End,
+    end: Ending,
 ) -> None:
     """Read the upstream until the session ends, forwarding to the client."""
     while True:
@@ -337,44 +323,17 @@ async def _upstream_to_client(
         if end.by is not None:
             return  # the client side is closing us
         if msg.type is WSMsgType.CLOSE:
-            code, reason = _close_code(msg.data), _reason_bytes(msg.extra)
+            code, reason = close_code(msg.data), reason_bytes(msg.extra)
             end.set("upstream", code, reason)
-            await asyncio.shield(_close_both(ws, up, _sendable(code), reason))
-        elif msg.type is WSMsgType.ERROR and _error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            await asyncio.shield(close_both(ws, up, sendable(code), reason))
+        elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
             end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
-            await _close_quietly(ws, WSCloseCode.MESSAGE_TOO_BIG)
+            await close_quietly(ws, WSCloseCode.MESSAGE_TOO_BIG)
         else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
             end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
             state.metrics.upstream_failures.labels(kind="dropped").inc()
-            await _close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
+            await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
         return
-
-
-def _close_code(code: object) -> int:
-    """The code a Close frame carried: 1005 (no status) for one without a code."""
-    return code if isinstance(code, int) and code else _NO_STATUS
-
-
-def _reason_bytes(extra: object) -> bytes:
-    if isinstance(extra, bytes):
-        return extra[:123]
-    if isinstance(extra, str):
-        return extra.encode("utf-8", "replace")[:123]
-    return b""
-
-
-def _sendable(code: int) -> int:
-    """A close code that may go on the wire (1005/1006/1015 are reserved for reporting)."""
-    if 1000 <= code <= 4999 and code not in _UNSENDABLE:
-        return code
-    return WSCloseCode.OK if code == _NO_STATUS else WSCloseCode.GOING_AWAY
-
-
-def _error_code(exc: object) -> int:
-    code = getattr(exc, "code", None)
-    if code == WSCloseCode.MESSAGE_TOO_BIG:
-        return WSCloseCode.MESSAGE_TOO_BIG
-    return WSCloseCode.INTERNAL_ERROR
 
 
 async def _forward(
@@ -382,7 +341,7 @@ async def _forward(
     direction: Direction,
     dst: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
-    end: _End,
+    end: Ending,
 ) -> bool:
     """Record a data frame, then forward its bytes (awaiting the send); False if `msg`
     is not a data frame, or `dst` is gone (the session has then ended)."""
@@ -399,30 +358,3 @@ async def _forward(
         end.set("upstream" if direction == "client" else "client", WSCloseCode.ABNORMAL_CLOSURE)
         return False
     return True
-
-
-async def _close_both(
-    other: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-    sender: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-    code: int,
-    reason: bytes,
-) -> None:
-    """A Close came from `sender`: pass it on to the `other` side first, then answer
-    `sender` with the same code once the other side has answered."""
-    await _close_quietly(other, code, reason)
-    await _close_quietly(sender, code, reason)
-
-
-async def _close_quietly(
-    sock: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
-    code: int,
-    reason: bytes = b"",
-) -> None:
-    if sock.closed:
-        return
-    # Shielded: if the handler is cancelled (its client gone) mid-close, the close
-    # handshake on the other leg still completes, bounded by the timeout.
-    with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
-        await asyncio.shield(
-            asyncio.wait_for(sock.close(code=code, message=reason), _CLOSE_TIMEOUT)
-        )

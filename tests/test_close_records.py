@@ -132,6 +132,7 @@ async def test_a_failed_send_ends_the_session_on_the_receiving_side() -> None:
     from aiohttp import WSMessage
 
     from proxy import relay
+    from proxy.closing import Ending
 
     class Gone:
         async def send_frame(self, data: bytes, kind: WSMsgType) -> None:
@@ -141,7 +142,7 @@ async def test_a_failed_send_ends_the_session_on_the_receiving_side() -> None:
         def text(self, direction: str, data: bytes) -> None:
             pass
 
-    end = relay._End()
+    end = Ending()
     msg = WSMessage(WSMsgType.TEXT, b'{"type":"x"}', None)
 
     forwarded = await relay._forward(msg, "server", Gone(), Recorder(), end)  # type: ignore[arg-type]
