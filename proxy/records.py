@@ -27,6 +27,7 @@ from protocol.session import BetaSession, Session
 from proxy.audio import PCM16_24K, bytes_per_ms
 from proxy.log import Logger
 from proxy.redact import Redactor
+from proxy.settings import EVENT_MODES, EventMode
 from proxy.summaries import Summaries, is_boundary
 
 _MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
@@ -34,26 +35,39 @@ _CARRY: Final = 256  # characters of a stream kept to find a key split across tw
 _POLICY_CACHE_MAX: Final = 1024
 
 
+def _event_mode(value: str) -> EventMode:
+    if value not in EVENT_MODES:
+        raise ValueError(f"not an event mode: {value!r}")  # settings validated it already
+    return value
+
+
 class EventPolicy:
     """`full`, `summary` or `off` per event type, from exact names and globs."""
 
     def __init__(self, events: dict[str, str]) -> None:
-        self.default = events.get("default", "full")
-        self._exact = {k: v for k, v in events.items() if k != "default" and not _is_glob(k)}
-        self._globs = [(k, v) for k, v in events.items() if _is_glob(k)]
+        self.default = _event_mode(events.get("default", "full"))
+        modes = {k: _event_mode(v) for k, v in events.items() if k != "default"}
+        self._exact = {k: v for k, v in modes.items() if not _is_glob(k)}
+        self._globs = [(k, v) for k, v in modes.items() if _is_glob(k)]
         # The modes worked out so far, by type: the recorder reads this first, per frame.
-        self.cache: dict[str, str] = {}
+        self.cache: dict[str, EventMode] = {}
 
-    def mode(self, event_type: str) -> str:
+    def mode(self, event_type: str) -> EventMode:
         """The mode for one event type: exact name, then the first matching glob, then the
         default."""
-        mode = self.cache.get(event_type)
+        cached = self.cache.get(event_type)
+        if cached is not None:
+            return cached
+        exact = self._exact.get(event_type)
+        mode = (
+            exact
+            if exact is not None
+            else next((v for k, v in self._globs if fnmatch.fnmatchcase(event_type, k)), None)
+        )
         if mode is None:
-            mode = self._exact.get(event_type) or next(
-                (v for k, v in self._globs if fnmatch.fnmatchcase(event_type, k)), self.default
-            )
-            if len(self.cache) < _POLICY_CACHE_MAX:
-                self.cache[event_type] = mode
+            mode = self.default
+        if len(self.cache) < _POLICY_CACHE_MAX:
+            self.cache[event_type] = mode
         return mode
 
 

@@ -13,7 +13,7 @@ import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import attrs
@@ -26,6 +26,8 @@ from yarl import URL
 from protocol.types import TEXT_CLASSES
 
 TEXT_MODES: Final = ("keep", "hash", "length", "drop")
+EventMode = Literal["full", "summary", "off"]
+EVENT_MODES: Final[tuple[EventMode, ...]] = ("full", "summary", "off")
 TEXT_POLICY_KEYS: Final = ("default", *TEXT_CLASSES.values())
 MiB: Final = 1024 * 1024
 
@@ -242,7 +244,7 @@ def _check(s: Settings) -> list[str]:
     if s.log.buffer_records < 1:
         problems.append("config.log.buffer_records: must be at least 1")
     for key, mode in s.log.events.items():
-        if mode not in ("full", "summary", "off"):
+        if mode not in EVENT_MODES:
             problems.append(f"config.log.events.{key}: must be full, summary or off")
     if "default" not in s.log.events:
         problems.append("config.log.events.default: required (full, summary or off)")
