@@ -74,7 +74,10 @@ def check_config(argv: Sequence[str]) -> int:
         settings = _load(args.path)
     except ConfigError as exc:
         return _report(exc)
+    from proxy.pricing import describe, shipped_table
+
     sys.stdout.write(settings_module.dump(settings))
+    sys.stdout.write(describe(shipped_table(), settings.pricing) + "\n")
     return 0
 
 

@@ -24,6 +24,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from yarl import URL
 
 from protocol.types import TEXT_CLASSES
+from proxy.pricing import Prices
 
 TEXT_MODES: Final = ("keep", "hash", "length", "drop")
 EventMode = Literal["full", "summary", "off"]
@@ -121,6 +122,8 @@ class Settings:
     log: LogSection = field(factory=LogSection)
     redaction: RedactionSection = field(factory=RedactionSection)
     shutdown: ShutdownSection = field(factory=ShutdownSection)
+    # Models added to or replacing the shipped price table (`null`: not priced by token).
+    pricing: dict[str, Prices | None] = field(factory=dict)
 
     def text_policy(self) -> dict[str, str]:
         """`redaction.text` as a mapping of text class to mode."""
@@ -255,6 +258,10 @@ def _check(s: Settings) -> list[str]:
         elif mode not in TEXT_MODES:
             problems.append(f"{where}: must be keep, hash, length or drop")
     problems += _check_output(s.log.output)
+    for model, prices in s.pricing.items():
+        for kind, value in attrs.asdict(prices).items() if prices is not None else ():
+            if value < 0:
+                problems.append(f"config.pricing.{model}.{kind}: must be 0 or more")
     for i, pattern in enumerate(s.redaction.patterns):
         try:
             re.compile(pattern)
@@ -309,7 +316,10 @@ def _env_keys() -> dict[str, tuple[str, attrs.Attribute[Any]]]:
     """`EARSHOT_<SECTION>_<KEY>` → (section, key field), for every key of the config."""
     out = {}
     for section in attrs.fields(Settings):
-        for key in attrs.fields(section.type):  # type: ignore[arg-type]
+        section_type = section.type
+        if not isinstance(section_type, type) or not attrs.has(section_type):
+            continue  # `pricing`: models by name, not single keys
+        for key in attrs.fields(section_type):
             out[f"{ENV_PREFIX}{section.name}_{key.name}".upper()] = (section.name, key)
     return out
 
@@ -383,6 +393,7 @@ def parse(raw: object, environ: Mapping[str, str] | None = None) -> Settings:
         messages = transform_error(exc, path="config", format_exception=_format)
         for m in messages:
             msg, _, path = m.rpartition(" @ ")
+            path = re.sub(r"\['([^']*)'\]", r".\1", path)  # a mapping's key, as YAML shows it
             problems.append(_from_env(f"{path}: {msg}", sources))
         raise ConfigError(problems) from None
     problems += [_from_env(p, sources) for p in _check(settings)]

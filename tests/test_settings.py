@@ -136,3 +136,29 @@ def test_an_empty_file_is_all_defaults_and_says_so(tmp_path: Path, text: str) ->
 
     assert 8080 == settings.listen.port
     assert [f"config: {path} has no settings: every key takes its default"] == notes
+
+
+@pytest.mark.parametrize(
+    ("pricing", "problem"),
+    [
+        ({"m": {"text_inptu": 1}}, "config.pricing.m: unknown key(s) text_inptu"),
+        ({"m": {"text_input": -1}}, "config.pricing.m.text_input: must be 0 or more"),
+        ({"m": {"text_input": "1"}}, "config.pricing.m.text_input: must be a number"),
+        ("gpt-realtime", "config.pricing: must be a mapping"),
+    ],
+)
+def test_pricing_is_validated_like_every_other_key(pricing: object, problem: str) -> None:
+    """
+    `pricing:` models must be mappings of the known prices, each a number, 0 or more.
+    """
+    assert [problem] == _problems({"pricing": pricing})
+
+
+def test_pricing_adds_models_and_a_null_model_has_no_price() -> None:
+    """
+    A model given prices gets them (the rest 0); one given `null` is not priced by token.
+    """
+    settings = parse({"pricing": {"my-model": {"text_input": 1.5}, "gpt-x": None}}, environ={})
+
+    assert 1.5 == settings.pricing["my-model"].text_input  # type: ignore[union-attr]
+    assert None is settings.pricing["gpt-x"]
