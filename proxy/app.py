@@ -23,6 +23,7 @@ from proxy import relay, rest
 from proxy.context import APP, AppState
 from proxy.log import Logger
 from proxy.metrics import Metrics
+from proxy.pricing import shipped_table
 from proxy.records import EventPolicy
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
@@ -72,6 +73,7 @@ def make_app(settings: Settings, log: Logger, *, metrics: Metrics | None = None)
         event_policy=EventPolicy(settings.log.events),
         upstream=Upstream(settings),
         metrics=metrics or Metrics(),
+        prices=shipped_table().with_overrides(settings.pricing),
         forward_prefixes=tuple(settings.upstream.forward_prefixes),
     )
     state.metrics.watch(lambda: state.recorders)

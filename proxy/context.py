@@ -16,6 +16,7 @@ from aiohttp import web
 
 from proxy.log import Logger
 from proxy.metrics import Metrics
+from proxy.pricing import PriceTable
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Redactor
 from proxy.settings import Settings
@@ -32,6 +33,7 @@ class AppState:
     event_policy: EventPolicy
     upstream: Upstream
     metrics: Metrics
+    prices: PriceTable
     # Made when the app starts (its cleanup context), closed when it stops.
     http: aiohttp.ClientSession | None = None
     draining: bool = False

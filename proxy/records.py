@@ -163,8 +163,12 @@ class Recorder:
 
     # --- the per-frame path ------------------------------------------------------------
 
-    def text(self, direction: protocol.Direction, data: bytes) -> None:
-        """Record one text frame. Never raises: a failure becomes a metadata record."""
+    def text(
+        self, direction: protocol.Direction, data: bytes
+    ) -> protocol.Event | protocol.UnknownEvent | None:
+        """Record one text frame; the decoded event (None when it did not decode), for
+        whatever follows the session beside the recorder. Never raises: a failure
+        becomes a metadata record."""
         counts = self.counts[direction]
         counts.frames += 1
         size = len(data)
@@ -173,7 +177,7 @@ class Recorder:
             event = self._decoders[direction](data)
             if isinstance(event, protocol.Undecodable):
                 self._undecodable(direction, data, event.reason)
-                return
+                return None
             kind = _KINDS.get(type(event)) or _unknown_kind(event)
             if kind.session:
                 self._follow(direction, event)
@@ -186,6 +190,8 @@ class Recorder:
                 self._record(direction, kind, event, size)
         except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
+            return None
+        return event
 
     def binary(self, direction: protocol.Direction, data: bytes) -> None:
         """Record one binary frame: Realtime events are text, so metadata only."""

@@ -35,6 +35,7 @@ from proxy.closing import (
 from proxy.context import APP, AppState, conn_id
 from proxy.log import Logger
 from proxy.records import Recorder
+from proxy.turns import TurnTracker
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
@@ -70,6 +71,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         event_set=event_set,
         summary_interval=state.settings.log.summary_interval,
     )
+    # Turns, latency and cost: not on the translation socket, which has no responses.
+    turns = None if event_set == "translation" else _turn_tracker(request, state, recorder)
     end = Ending()
     state.session_opened(ws, recorder)
     state.metrics.sessions_active.inc()
@@ -79,9 +82,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         _log_open(request, state, recorder, event_set, up.protocol)
         pump = asyncio.create_task(
-            _upstream_to_client(up, ws, recorder, state, end), name=f"earshot-pump-{conn}"
+            _upstream_to_client(up, ws, recorder, state, end, turns), name=f"earshot-pump-{conn}"
         )
-        await _client_to_upstream(ws, up, recorder, state, end, pump)
+        await _client_to_upstream(ws, up, recorder, state, end, pump, turns)
     except (ConnectionResetError, aiohttp.ClientError, OSError):
         end.set("client" if ws.closed else "upstream", WSCloseCode.ABNORMAL_CLOSURE)
     except asyncio.CancelledError:
@@ -94,7 +97,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         state.metrics.session_ended(recorder.counts)
         state.metrics.sessions_active.dec()
         recorder.close()
-        _log_close(state, recorder, end, started)
+        totals = turns.close(time.monotonic()) if turns is not None else {}
+        _log_close(state, recorder, end, started, totals)
     return ws
 
 
@@ -167,7 +171,23 @@ async def _finish(
     await close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
 
 
-def _log_close(state: AppState, recorder: Recorder, end: Ending, started: float) -> None:
+def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> TurnTracker:
+    """The session's turns, recorded through the recorder's (session-bound) logger."""
+
+    def write(event: str, fields: dict[str, Any]) -> None:
+        recorder.log.info(event, **fields)
+
+    return TurnTracker(
+        write,
+        state.prices,
+        model=request.query.get("model") or request.query.get("deployment"),
+        rates=recorder,
+    )
+
+
+def _log_close(
+    state: AppState, recorder: Recorder, end: Ending, started: float, totals: dict[str, Any]
+) -> None:
     counts = recorder.counts
     recorder.log.info(
         "ws.close",
@@ -180,6 +200,7 @@ def _log_close(state: AppState, recorder: Recorder, end: Ending, started: float)
         server_frames=counts["server"].frames,
         server_bytes=counts["server"].bytes,
         undecodable=counts["client"].undecodable + counts["server"].undecodable,
+        **totals,
     )
 
 
@@ -283,11 +304,12 @@ async def _client_to_upstream(
     state: AppState,
     end: Ending,
     pump: asyncio.Task[None],
+    turns: TurnTracker | None,
 ) -> None:
     """Read the client until the session ends, forwarding to the upstream."""
     while True:
         msg = await ws.receive()
-        if await _forward(msg, "client", up, recorder, end):
+        if await _forward(msg, "client", up, recorder, end, turns):
             continue
         if end.by is not None or pump.done():
             return  # the upstream side ended the session, or the upstream is gone
@@ -314,11 +336,12 @@ async def _upstream_to_client(
     recorder: Recorder,
     state: AppState,
     end: Ending,
+    turns: TurnTracker | None,
 ) -> None:
     """Read the upstream until the session ends, forwarding to the client."""
     while True:
         msg = await up.receive()
-        if await _forward(msg, "server", ws, recorder, end):
+        if await _forward(msg, "server", ws, recorder, end, turns):
             continue
         if end.by is not None:
             return  # the client side is closing us
@@ -342,13 +365,16 @@ async def _forward(
     dst: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
     recorder: Recorder,
     end: Ending,
+    turns: TurnTracker | None = None,
 ) -> bool:
-    """Record a data frame, then forward its bytes (awaiting the send); False if `msg`
-    is not a data frame, or `dst` is gone (the session has then ended)."""
+    """Record a data frame, forward its bytes (awaiting the send), then time it for the
+    turns; False if `msg` is not a data frame, or `dst` is gone (the session has then
+    ended)."""
     if msg.type is WSMsgType.TEXT:
-        recorder.text(direction, msg.data)
+        event = recorder.text(direction, msg.data)
     elif msg.type is WSMsgType.BINARY:
         recorder.binary(direction, msg.data)
+        event = None
     else:
         return False
     try:
@@ -357,4 +383,6 @@ async def _forward(
         # The receiving side vanished (a client that stopped reading, then went away).
         end.set("upstream" if direction == "client" else "client", WSCloseCode.ABNORMAL_CLOSURE)
         return False
+    if turns is not None and event is not None:
+        turns.observe(direction, event, time.monotonic())
     return True

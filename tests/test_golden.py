@@ -20,7 +20,16 @@ from tests.conftest import MemorySink, ProxyFactory
 
 GOLDEN = Path(__file__).parent / "data" / "golden_session.jsonl"
 DOCS = Path(__file__).parent.parent / "docs" / "logging.md"
-_VOLATILE = {"ts", "duration_ms", "conn", "first_ts"}
+_VOLATILE = {
+    "ts",
+    "duration_ms",
+    "conn",
+    "first_ts",
+    "latency_ms",
+    "first_audio_ms",
+    "first_text_ms",
+    "response_ms",
+}
 _VOLATILE_HEADERS = {"host", "sec-websocket-key", "user-agent", "date", "content-length"}
 
 

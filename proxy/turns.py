@@ -1,0 +1,409 @@
+"""
+Turns: how long each user waited for the answer, where the agent was interrupted, how
+long the app's tools took, and what each response cost (SPEC §4a).
+
+A `TurnTracker` belongs to one session, beside its `Recorder`. The relay hands it each
+decoded event with the monotonic time the frame was forwarded. It follows
+`response.create`, `response.created`, the output deltas, `response.done`, VAD's
+`speech_started`/`speech_stopped`, truncations, function calls and their outputs, and
+the running total of appended input audio with a bounded record of when each append was
+forwarded (the VAD start mark is when the audio at `speech_stopped`'s `audio_end_ms`
+passed through). It writes `realtime.turn`, `realtime.tool` and
+`realtime.interruption`, and the session's totals for `ws.close`.
+
+Everything it keeps is bounded: at most `_MAX_OPEN` responses, `_MAX_CALLS` tool calls,
+`_MAX_ITEMS` audio items and `_MAX_APPENDS` append marks, the oldest dropped first.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+import attrs
+
+from proxy.audio import PCM16_24K, base64_length
+from proxy.pricing import PriceTable, cost, token_counts
+
+_MAX_OPEN: Final = 8  # responses in progress at once
+_MAX_CALLS: Final = 32  # function calls awaiting their output
+_MAX_ITEMS: Final = 64  # assistant audio items, for a later truncation
+_MAX_APPENDS: Final = 3000  # append marks: 60 s of 20 ms appends
+_MAX_LATENCIES: Final = 1024  # latencies kept for the session's p50
+
+
+_UNSEEN: Final[Any] = object()
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _str(value: object) -> str | None:
+    return value if type(value) is str else None
+
+
+def _int(value: object) -> int | None:
+    return value if type(value) is int else None
+
+
+@attrs.define
+class _Turn:
+    """One response in progress."""
+
+    response_id: str
+    trigger: str
+    start: float | None  # the start mark (monotonic seconds)
+    created: float
+    input_audio_ms: float | None = None
+    silence_ms: int | None = None
+    first_output: float | None = None
+    first_audio: float | None = None
+    first_text: float | None = None
+    output_audio_bytes: int = 0
+    interrupted: bool = False
+    tool_calls: list[dict[str, str]] = attrs.field(factory=list)
+
+
+@attrs.define
+class _Call:
+    name: str | None
+    response_id: str | None
+    done: float
+
+
+@attrs.define
+class _Totals:
+    turns: int = 0
+    interruptions: int = 0
+    tokens: dict[str, int] = attrs.field(factory=dict)
+    usage: dict[str, int] = attrs.field(factory=dict)
+    cost_usd: float = 0.0
+    priced: bool = False
+    latencies: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_MAX_LATENCIES)
+    )
+
+
+class Rates(Protocol):
+    """Where the session's audio formats are followed (the `Recorder`)."""
+
+    input_bpms: float
+    output_bpms: float
+
+
+class _DefaultRates:
+    input_bpms = PCM16_24K
+    output_bpms = PCM16_24K
+
+
+class TurnTracker:
+    """Follows one session's turns; `write(event, fields)` takes each record."""
+
+    def __init__(
+        self,
+        write: Callable[[str, dict[str, Any]], None],
+        prices: PriceTable,
+        *,
+        model: str | None = None,
+        rates: Rates | None = None,
+    ) -> None:
+        self._write = write
+        self._prices = prices
+        self.model = model
+        self._rates: Rates = rates if rates is not None else _DefaultRates()
+        self._appended_ms = 0.0
+        self._appends: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=_MAX_APPENDS
+        )
+        self._requested: float | None = None  # a response.create not yet answered
+        self._vad: tuple[float, float | None] | None = None  # (start mark, input audio ms)
+        self._speech_start_ms: int | None = None
+        self._silence_ms: int | None = None
+        self._open: dict[str, _Turn] = {}
+        self._calls: dict[str, _Call] = {}
+        self._items: dict[str, tuple[str | None, int]] = {}  # item -> (response, audio bytes)
+        self.totals = _Totals()
+        self._client: dict[str, Callable[[Any, float], None]] = {
+            "input_audio_buffer.append": self._append,
+            "response.create": self._response_create,
+            "conversation.item.create": self._item_create,
+            "conversation.item.truncate": self._truncate,
+            "session.update": self._session_config,
+        }
+        # Handlers by event class, worked out on first sight (the per-frame lookup).
+        self._by_class: dict[tuple[str, type], Callable[[Any, float], None] | None] = {}
+        self._server: dict[str, Callable[[Any, float], None]] = {
+            "session.created": self._session,
+            "session.updated": self._session,
+            "input_audio_buffer.speech_started": self._speech_started,
+            "input_audio_buffer.speech_stopped": self._speech_stopped,
+            "response.created": self._response_created,
+            "response.output_audio.delta": self._audio_delta,
+            "response.audio.delta": self._audio_delta,
+            "response.output_text.delta": self._text_delta,
+            "response.text.delta": self._text_delta,
+            "response.output_audio_transcript.delta": self._text_delta,
+            "response.audio_transcript.delta": self._text_delta,
+            "response.function_call_arguments.delta": self._other_delta,
+            "response.function_call_arguments.done": self._arguments_done,
+            "response.done": self._response_done,
+        }
+
+    # --- the per-frame entry ------------------------------------------------------------
+
+    def observe(self, direction: str, event: Any, now: float) -> None:
+        """One decoded event, forwarded at `now` (monotonic seconds). Never raises."""
+        key = (direction, type(event))
+        handler = self._by_class.get(key, _UNSEEN)
+        if handler is _UNSEEN:
+            handlers = self._client if direction == "client" else self._server
+            handler = handlers.get(getattr(type(event), "TYPE", ""))
+            if len(self._by_class) < 256:
+                self._by_class[key] = handler
+        if handler is not None:
+            try:
+                handler(event, now)
+            except Exception:  # noqa: BLE001 (turns are observations: never the traffic)
+                return
+
+    # --- client events ------------------------------------------------------------------
+
+    def _append(self, event: Any, now: float) -> None:
+        audio = event.audio
+        if type(audio) is str:
+            self._appended_ms += base64_length(audio) / self._rates.input_bpms
+            self._appends.append((self._appended_ms, now))
+
+    def _response_create(self, event: Any, now: float) -> None:
+        self._requested = now
+
+    def _item_create(self, event: Any, now: float) -> None:
+        item = event.item
+        kind = getattr(type(item), "TYPE", None) or getattr(item, "type", None)
+        if kind != "function_call_output":
+            return
+        call_id = _str(getattr(item, "call_id", None))
+        call = self._calls.pop(call_id, None) if call_id else None
+        if call is None:
+            return
+        output = getattr(item, "output", None)
+        self._write(
+            "realtime.tool",
+            {
+                "call_id": call_id,
+                "name": call.name,
+                "response_id": call.response_id,
+                "duration_ms": _ms(max(0.0, now - call.done)),
+                "output_chars": len(output) if type(output) is str else 0,
+            },
+        )
+
+    def _truncate(self, event: Any, now: float) -> None:
+        item_id = _str(event.item_id)
+        response_id, audio_bytes = self._items.get(item_id or "", (None, 0))
+        self.totals.interruptions += 1
+        self._write(
+            "realtime.interruption",
+            {
+                "item_id": item_id,
+                "response_id": response_id,
+                "heard_ms": _int(event.audio_end_ms),
+                "generated_ms": round(audio_bytes / self._rates.output_bpms, 1)
+                if audio_bytes
+                else None,
+            },
+        )
+
+    def _session_config(self, event: Any, now: float) -> None:
+        self._follow_silence(getattr(event, "session", None))
+
+    # --- server events ------------------------------------------------------------------
+
+    def _session(self, event: Any, now: float) -> None:
+        session = event.session
+        model = _str(getattr(session, "model", None))
+        if model and event.TYPE == "session.created":
+            self.model = model
+        self._follow_silence(session)
+
+    def _follow_silence(self, session: Any) -> None:
+        audio = getattr(session, "audio", None)
+        detection = getattr(getattr(audio, "input", None), "turn_detection", None)
+        if detection is None:  # beta sessions keep it flat
+            detection = getattr(session, "turn_detection", None)
+        if isinstance(detection, dict) and type(detection.get("silence_duration_ms")) is int:
+            self._silence_ms = detection["silence_duration_ms"]
+
+    def _speech_started(self, event: Any, now: float) -> None:
+        self._speech_start_ms = _int(event.audio_start_ms)
+        start = self._speech_start_ms
+        if start is not None:
+            # What a pending speech_stopped can still need: marks from here on.
+            while len(self._appends) > 1 and self._appends[1][0] <= start:
+                self._appends.popleft()
+        for turn in self._open.values():
+            turn.interrupted = True
+
+    def _speech_stopped(self, event: Any, now: float) -> None:
+        end = _int(event.audio_end_ms)
+        mark = now
+        if end is not None and self._appended_ms >= end:
+            # When the audio at `audio_end_ms` passed through the proxy.
+            mark = next((t for ms, t in self._appends if ms >= end), now)
+        heard = (
+            float(end - self._speech_start_ms)
+            if end is not None and self._speech_start_ms is not None
+            else None
+        )
+        self._vad = (mark, heard)
+
+    def _response_created(self, event: Any, now: float) -> None:
+        response_id = _str(getattr(event.response, "id", None))
+        if response_id is None:
+            return
+        if self._requested is not None:
+            trigger, start, heard = "client", self._requested, None
+            self._requested = None
+        elif self._vad is not None:
+            trigger, (start, heard) = "vad", self._vad
+        else:
+            trigger, start, heard = "vad", None, None
+        self._vad = None
+        if len(self._open) >= _MAX_OPEN:
+            del self._open[next(iter(self._open))]
+        self._open[response_id] = _Turn(
+            response_id=response_id,
+            trigger=trigger,
+            start=start,
+            created=now,
+            input_audio_ms=heard,
+            silence_ms=self._silence_ms if trigger == "vad" else None,
+        )
+
+    def _turn(self, event: Any) -> _Turn | None:
+        response_id = _str(getattr(event, "response_id", None))
+        return self._open.get(response_id) if response_id else None
+
+    def _audio_delta(self, event: Any, now: float) -> None:
+        turn = self._turn(event)
+        delta = event.delta
+        n = base64_length(delta) if type(delta) is str else 0
+        item_id = _str(getattr(event, "item_id", None))
+        if item_id is not None:
+            response_id, before = self._items.pop(item_id, (turn.response_id if turn else None, 0))
+            if len(self._items) >= _MAX_ITEMS:
+                del self._items[next(iter(self._items))]
+            self._items[item_id] = (response_id, before + n)
+        if turn is not None:
+            turn.output_audio_bytes += n
+            if turn.first_audio is None:
+                turn.first_audio = now
+            if turn.first_output is None:
+                turn.first_output = now
+
+    def _text_delta(self, event: Any, now: float) -> None:
+        turn = self._turn(event)
+        if turn is not None:
+            if turn.first_text is None:
+                turn.first_text = now
+            if turn.first_output is None:
+                turn.first_output = now
+
+    def _other_delta(self, event: Any, now: float) -> None:
+        turn = self._turn(event)
+        if turn is not None and turn.first_output is None:
+            turn.first_output = now
+
+    def _arguments_done(self, event: Any, now: float) -> None:
+        call_id = _str(event.call_id)
+        if call_id is None:
+            return
+        name = _str(event.name)
+        turn = self._turn(event)
+        if turn is not None and len(turn.tool_calls) < _MAX_CALLS:
+            turn.tool_calls.append({"name": name or "", "call_id": call_id})
+        if len(self._calls) >= _MAX_CALLS:
+            del self._calls[next(iter(self._calls))]
+        self._calls[call_id] = _Call(name, turn.response_id if turn else None, now)
+
+    def _response_done(self, event: Any, now: float) -> None:
+        response = event.response
+        response_id = _str(getattr(response, "id", None))
+        turn = self._open.pop(response_id, None) if response_id else None
+        if turn is None:
+            return
+        status = _str(getattr(response, "status", None)) or "completed"
+        details = getattr(response, "status_details", None)
+        reason = _str(details.get("reason")) if isinstance(details, dict) else None
+        if status == "cancelled" and reason in ("turn_detected", "client_cancelled"):
+            turn.interrupted = True
+        usage = getattr(response, "usage", None)
+        self._finish(turn, now, status, reason, usage if isinstance(usage, dict) else None)
+
+    # --- records ------------------------------------------------------------------------
+
+    def _finish(
+        self, turn: _Turn, now: float, status: str, reason: str | None, usage: dict[str, Any] | None
+    ) -> None:
+        def since_start(t: float | None) -> float | None:
+            if t is None or turn.start is None:
+                return None
+            return _ms(max(0.0, t - turn.start))
+
+        latency = since_start(turn.first_output)
+        prices = self._prices.prices(self.model)
+        turn_cost = cost(usage, prices) if usage is not None else None
+        totals = self.totals
+        totals.turns += 1
+        if latency is not None:
+            totals.latencies.append(latency)
+        if usage is not None:
+            for key in ("input_tokens", "output_tokens", "total_tokens"):
+                if type(usage.get(key)) is int:
+                    totals.usage[key] = totals.usage.get(key, 0) + usage[key]
+            for kind, n in token_counts(usage).items():
+                totals.tokens[kind] = totals.tokens.get(kind, 0) + n
+        if turn_cost is not None:
+            totals.cost_usd += turn_cost
+            totals.priced = True
+        self._write(
+            "realtime.turn",
+            {
+                "response_id": turn.response_id,
+                "status": status,
+                "reason": reason,
+                "trigger": turn.trigger,
+                "latency_ms": latency,
+                "first_audio_ms": since_start(turn.first_audio),
+                "first_text_ms": since_start(turn.first_text),
+                "response_ms": _ms(max(0.0, now - turn.created)),
+                "output_audio_ms": round(turn.output_audio_bytes / self._rates.output_bpms, 1),
+                "input_audio_ms": turn.input_audio_ms,
+                "silence_ms": turn.silence_ms,
+                "interrupted": turn.interrupted,
+                "tool_calls": turn.tool_calls,
+                "usage": usage,
+                "cost_usd": turn_cost,
+            },
+        )
+
+    def close(self, now: float) -> dict[str, Any]:
+        """Write the responses that never ended (`unfinished`); the session's totals."""
+        for turn in list(self._open.values()):
+            self._finish(turn, now, "unfinished", None, None)
+        self._open.clear()
+        totals = self.totals
+        latencies = list(totals.latencies)
+        return {
+            "turns": totals.turns,
+            "interruptions": totals.interruptions,
+            "usage": dict(totals.usage),
+            "cost_usd": round(totals.cost_usd, 6) if totals.priced else None,
+            "latency_ms": {
+                "p50": round(statistics.median(latencies), 1) if latencies else None,
+                "max": max(latencies) if latencies else None,
+            },
+        }
