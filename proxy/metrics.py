@@ -13,11 +13,16 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from proxy.pricing import token_counts
+
 _DIRECTIONS = ("client", "server")
+_STATUSES = frozenset(
+    {"completed", "cancelled", "failed", "incomplete", "in_progress", "unfinished"}
+)
 _COUNTED = (
     ("earshot_frames", "WebSocket frames relayed, by direction", "frames"),
     ("earshot_frame_bytes", "WebSocket payload bytes relayed, by direction", "bytes"),
@@ -98,6 +103,65 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+
+        # Turns (SPEC §6a). Labels are bounded: a model is a price-table key or `other`, a
+        # status one of the API's or `other`.
+        self.turn_latency = Histogram(
+            "earshot_turn_latency_seconds",
+            "Start mark to the first output delta forwarded, per turn",
+            ["trigger"],
+            buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.turns = Counter(
+            "earshot_turns", "Responses ended, by status", ["status"], registry=self.registry
+        )
+        self.interruptions = Counter(
+            "earshot_interruptions",
+            "Assistant audio truncated by the client",
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "earshot_tokens",
+            "Tokens used, by model and kind",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "earshot_cost_usd",
+            "Cost of responses in USD, by model",
+            ["model"],
+            registry=self.registry,
+        )
+        self.tool_calls = Histogram(
+            "earshot_tool_call_seconds",
+            "A function call's arguments done to its output from the client",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=self.registry,
+        )
+
+    def turn_record(self, event: str, fields: dict[str, Any], model: str) -> None:
+        """Count one turn, tool or interruption record; `model` is a bounded label."""
+        if event == "realtime.turn":
+            status = fields.get("status")
+            self.turns.labels(status=status if status in _STATUSES else "other").inc()
+            latency = fields.get("latency_ms")
+            if isinstance(latency, int | float):
+                self.turn_latency.labels(trigger=fields.get("trigger", "vad")).observe(
+                    latency / 1000
+                )
+            for kind, n in token_counts(fields.get("usage")).items():
+                if n:
+                    self.tokens.labels(model=model, kind=kind).inc(n)
+            cost = fields.get("cost_usd")
+            if isinstance(cost, int | float) and cost > 0:
+                self.cost.labels(model=model).inc(cost)
+        elif event == "realtime.tool":
+            duration = fields.get("duration_ms")
+            if isinstance(duration, int | float):
+                self.tool_calls.observe(duration / 1000)
+        elif event == "realtime.interruption":
+            self.interruptions.inc()
 
     def watch(self, live: Callable[[], Iterable[Any]]) -> None:
         """Where the open sessions' recorders are (each has `counts` per direction)."""

@@ -176,13 +176,16 @@ def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> 
 
     def write(event: str, fields: dict[str, Any]) -> None:
         recorder.log.info(event, **fields)
+        state.metrics.turn_record(event, fields, state.prices.key(tracker.model) or "other")
 
-    return TurnTracker(
+    tracker = TurnTracker(
         write,
         state.prices,
         model=request.query.get("model") or request.query.get("deployment"),
         rates=recorder,
+        transcription=request.query.get("intent") == "transcription",
     )
+    return tracker
 
 
 def _log_close(

@@ -109,8 +109,12 @@ class TurnTracker:
         *,
         model: str | None = None,
         rates: Rates | None = None,
+        transcription: bool = False,
     ) -> None:
         self._write = write
+        # A transcription session's turns are its committed items (SPEC §4a).
+        self.transcription = transcription
+        self._transcription_model: str | None = None
         self._prices = prices
         self.model = model
         self._rates: Rates = rates if rates is not None else _DefaultRates()
@@ -128,6 +132,7 @@ class TurnTracker:
         self.totals = _Totals()
         self._client: dict[str, Callable[[Any, float], None]] = {
             "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit,
             "response.create": self._response_create,
             "conversation.item.create": self._item_create,
             "conversation.item.truncate": self._truncate,
@@ -150,6 +155,11 @@ class TurnTracker:
             "response.function_call_arguments.delta": self._other_delta,
             "response.function_call_arguments.done": self._arguments_done,
             "response.done": self._response_done,
+            "input_audio_buffer.committed": self._committed,
+            "conversation.item.input_audio_transcription.delta": self._transcript_delta,
+            "conversation.item.input_audio_transcription.completed": self._transcribed,
+            "transcription_session.created": self._session,
+            "transcription_session.updated": self._session,
         }
 
     # --- the per-frame entry ------------------------------------------------------------
@@ -179,6 +189,10 @@ class TurnTracker:
 
     def _response_create(self, event: Any, now: float) -> None:
         self._requested = now
+
+    def _commit(self, event: Any, now: float) -> None:
+        if self.transcription:  # a transcription's client trigger
+            self._requested = now
 
     def _item_create(self, event: Any, now: float) -> None:
         item = event.item
@@ -218,7 +232,9 @@ class TurnTracker:
         )
 
     def _session_config(self, event: Any, now: float) -> None:
-        self._follow_silence(getattr(event, "session", None))
+        session = getattr(event, "session", None)
+        self._follow_silence(session)
+        self._follow_transcription(session)
 
     # --- server events ------------------------------------------------------------------
 
@@ -228,6 +244,18 @@ class TurnTracker:
         if model and event.TYPE == "session.created":
             self.model = model
         self._follow_silence(session)
+        self._follow_transcription(session)
+
+    def _follow_transcription(self, session: Any) -> None:
+        if getattr(session, "type", None) == "transcription":
+            self.transcription = True
+        audio = getattr(session, "audio", None)
+        config = getattr(getattr(audio, "input", None), "transcription", None)
+        if config is None:  # beta sessions keep it flat
+            config = getattr(session, "input_audio_transcription", None)
+        model = _str(getattr(config, "model", None))
+        if model:
+            self._transcription_model = model
 
     def _follow_silence(self, session: Any) -> None:
         audio = getattr(session, "audio", None)
@@ -261,7 +289,14 @@ class TurnTracker:
         self._vad = (mark, heard)
 
     def _response_created(self, event: Any, now: float) -> None:
-        response_id = _str(getattr(event.response, "id", None))
+        self._open_turn(_str(getattr(event.response, "id", None)), now)
+
+    def _committed(self, event: Any, now: float) -> None:
+        if self.transcription:
+            self._open_turn(_str(event.item_id), now)
+
+    def _open_turn(self, response_id: str | None, now: float) -> None:
+        """A response (or, transcribing, a committed item) begins: its trigger and mark."""
         if response_id is None:
             return
         if self._requested is not None:
@@ -317,6 +352,27 @@ class TurnTracker:
         if turn is not None and turn.first_output is None:
             turn.first_output = now
 
+    def _transcript_delta(self, event: Any, now: float) -> None:
+        turn = self._open.get(_str(event.item_id) or "") if self.transcription else None
+        if turn is not None and turn.first_text is None:
+            turn.first_text = turn.first_output = now
+
+    def _transcribed(self, event: Any, now: float) -> None:
+        item_id = _str(event.item_id)
+        turn = self._open.pop(item_id, None) if self.transcription and item_id else None
+        if turn is None:
+            return
+        turn.first_output = now  # the completed transcript is the answer waited for
+        usage = event.usage
+        self._finish(
+            turn,
+            now,
+            "completed",
+            None,
+            usage if isinstance(usage, dict) else None,
+            model=self._transcription_model or self.model,
+        )
+
     def _arguments_done(self, event: Any, now: float) -> None:
         call_id = _str(event.call_id)
         if call_id is None:
@@ -346,7 +402,14 @@ class TurnTracker:
     # --- records ------------------------------------------------------------------------
 
     def _finish(
-        self, turn: _Turn, now: float, status: str, reason: str | None, usage: dict[str, Any] | None
+        self,
+        turn: _Turn,
+        now: float,
+        status: str,
+        reason: str | None,
+        usage: dict[str, Any] | None,
+        *,
+        model: str | None = None,
     ) -> None:
         def since_start(t: float | None) -> float | None:
             if t is None or turn.start is None:
@@ -354,7 +417,7 @@ class TurnTracker:
             return _ms(max(0.0, t - turn.start))
 
         latency = since_start(turn.first_output)
-        prices = self._prices.prices(self.model)
+        prices = self._prices.prices(model or self.model)
         turn_cost = cost(usage, prices) if usage is not None else None
         totals = self.totals
         totals.turns += 1

@@ -348,3 +348,75 @@ def test_any_interleaving_never_raises_grows_or_goes_negative(steps: list[Any]) 
         for key in ("latency_ms", "first_audio_ms", "first_text_ms", "response_ms", "duration_ms"):
             value = fields.get(key)
             assert value is None or value >= 0, (key, fields)
+
+
+async def test_a_transcription_session_has_a_turn_per_committed_item(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    `intent=transcription`: the client commits its audio; the item's turn runs from the
+    commit to the completed transcript (`latency_ms`), its first delta is `first_text_ms`,
+    its usage is the completed event's, priced as the session's transcription model.
+    """
+    fake.scripted = fake.greet = False
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect("/v1/realtime?intent=transcription")
+    config = {
+        "type": "transcription",
+        "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}},
+    }
+    await fake.send(_event("session.created", session={"id": "sess_t", **config}))
+    await _until(ws, "session.created")
+    usage = {
+        "type": "tokens",
+        "input_tokens": 40,
+        "output_tokens": 10,
+        "input_token_details": {"audio_tokens": 40},
+        "output_token_details": {"text_tokens": 10},
+    }
+
+    committed = time.monotonic()
+    await ws.send_str('{"type":"input_audio_buffer.commit"}')
+    await fake.next_frame()
+    await fake.send(_event("input_audio_buffer.committed", item_id="item_t"))
+    await asyncio.sleep(0.2)
+    await fake.send(
+        _event("conversation.item.input_audio_transcription.delta", item_id="item_t", delta="Hel")
+    )
+    first = await _until(ws, "conversation.item.input_audio_transcription.delta")
+    await asyncio.sleep(0.1)
+    await fake.send(
+        _event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="item_t",
+            transcript="Hello",
+            usage=usage,
+        )
+    )
+    done = await _until(ws, "conversation.item.input_audio_transcription.completed")
+    turn = await _record(sink, "realtime.turn")
+    await ws.close()
+
+    assert ("item_t", "client", usage) == (turn["response_id"], turn["trigger"], turn["usage"])
+    assert _close_to((done - committed) * 1000, turn["latency_ms"]), turn
+    assert _close_to((first - committed) * 1000, turn["first_text_ms"]), turn
+    assert 0.0002 == turn["cost_usd"]  # 40 * 2.50 + 10 * 10.00 per million
+
+
+async def test_the_translation_socket_has_no_turns(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    The translation socket has no responses: no turn records, no totals on `ws.close`.
+    """
+    fake.scripted = False
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect("/v1/realtime/translations?model=gpt-realtime-translate")
+    await ws.receive(timeout=5)
+    await fake.send(_event("response.created", response={"id": "r"}))
+    await ws.receive(timeout=5)
+    await ws.close()
+    close = await _record(sink, "ws.close")
+
+    assert [] == sink.records("realtime.turn")
+    assert "turns" not in close
