@@ -184,6 +184,7 @@ def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> 
         model=request.query.get("model") or request.query.get("deployment"),
         rates=recorder,
         transcription=request.query.get("intent") == "transcription",
+        clean=lambda value: state.redactor.cut(value, 128),
     )
     return tracker
 

@@ -18,6 +18,7 @@ Everything it keeps is bounded: at most `_MAX_OPEN` responses, `_MAX_CALLS` tool
 from __future__ import annotations
 
 import collections
+import re
 import statistics
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -43,6 +44,29 @@ def _ms(seconds: float) -> float:
 
 def _str(value: object) -> str | None:
     return value if type(value) is str else None
+
+
+_COUNT_KEY: Final = re.compile(r"[a-z_]{1,40}")
+
+
+def _token_counts_only(usage: object, depth: int = 0) -> Any:
+    """`usage` as `response.done` gave it, but counts only: numbers, the objects that hold
+    them and the usage's `type`, under plain field names (nothing else of the wire)."""
+    if not isinstance(usage, dict) or depth > 3:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in usage.items():
+        if not isinstance(key, str) or not _COUNT_KEY.fullmatch(key):
+            continue
+        if type(value) is int or type(value) is float:
+            out[key] = value
+        elif key == "type" and isinstance(value, str) and _COUNT_KEY.fullmatch(value):
+            out[key] = value  # `tokens` or `duration` (transcription usage)
+        elif isinstance(value, dict):
+            inner = _token_counts_only(value, depth + 1)
+            if inner:
+                out[key] = inner
+    return out
 
 
 def _int(value: object) -> int | None:
@@ -110,8 +134,12 @@ class TurnTracker:
         model: str | None = None,
         rates: Rates | None = None,
         transcription: bool = False,
+        clean: Callable[[str], str] = lambda value: value,
     ) -> None:
         self._write = write
+        # Ids and names came off the wire: they reach a record only through `clean` (the
+        # redactor's scrub-then-cut), as every other value does.
+        self._clean = clean
         # A transcription session's turns are its committed items (SPEC §4a).
         self.transcription = transcription
         self._transcription_model: str | None = None
@@ -201,15 +229,15 @@ class TurnTracker:
             return
         call_id = _str(getattr(item, "call_id", None))
         call = self._calls.pop(call_id, None) if call_id else None
-        if call is None:
+        if call is None or call_id is None:
             return
         output = getattr(item, "output", None)
         self._write(
             "realtime.tool",
             {
-                "call_id": call_id,
-                "name": call.name,
-                "response_id": call.response_id,
+                "call_id": self._clean(call_id),
+                "name": self._clean(call.name) if call.name else None,
+                "response_id": self._clean(call.response_id) if call.response_id else None,
                 "duration_ms": _ms(max(0.0, now - call.done)),
                 "output_chars": len(output) if type(output) is str else 0,
             },
@@ -222,8 +250,8 @@ class TurnTracker:
         self._write(
             "realtime.interruption",
             {
-                "item_id": item_id,
-                "response_id": response_id,
+                "item_id": self._clean(item_id) if item_id else None,
+                "response_id": self._clean(response_id) if response_id else None,
                 "heard_ms": _int(event.audio_end_ms),
                 "generated_ms": round(audio_bytes / self._rates.output_bpms, 1)
                 if audio_bytes
@@ -435,9 +463,9 @@ class TurnTracker:
         self._write(
             "realtime.turn",
             {
-                "response_id": turn.response_id,
-                "status": status,
-                "reason": reason,
+                "response_id": self._clean(turn.response_id),
+                "status": self._clean(status),
+                "reason": self._clean(reason) if reason else None,
                 "trigger": turn.trigger,
                 "latency_ms": latency,
                 "first_audio_ms": since_start(turn.first_audio),
@@ -447,8 +475,10 @@ class TurnTracker:
                 "input_audio_ms": turn.input_audio_ms,
                 "silence_ms": turn.silence_ms,
                 "interrupted": turn.interrupted,
-                "tool_calls": turn.tool_calls,
-                "usage": usage,
+                "tool_calls": [
+                    {k: self._clean(v) for k, v in call.items()} for call in turn.tool_calls
+                ],
+                "usage": _token_counts_only(usage),
                 "cost_usd": turn_cost,
             },
         )

@@ -420,3 +420,69 @@ async def test_the_translation_socket_has_no_turns(
 
     assert [] == sink.records("realtime.turn")
     assert "turns" not in close
+
+
+def test_turn_records_carry_ids_only_through_the_redactor() -> None:
+    """
+    Ids and names in turn, tool and interruption records came off the wire: a key put in
+    one is scrubbed, and a usage object keeps its counts only.
+    """
+    import protocol
+    from proxy.redact import Policy, Redactor
+
+    key = "sk-proj-HIDDENinANid0123456789abcdef"
+    redactor = Redactor(Policy())
+    records: list[tuple[str, dict[str, Any]]] = []
+    tracker = TurnTracker(
+        lambda e, f: records.append((e, f)), shipped_table(), clean=lambda v: redactor.cut(v, 128)
+    )
+    frames = [
+        ("server", {"type": "response.created", "response": {"id": f"resp_{key}"}}),
+        (
+            "server",
+            {
+                "type": "response.function_call_arguments.done",
+                "response_id": f"resp_{key}",
+                "call_id": f"call_{key}",
+                "name": key,
+            },
+        ),
+        (
+            "server",
+            {
+                "type": "response.output_audio.delta",
+                "response_id": f"resp_{key}",
+                "item_id": f"item_{key}",
+                "delta": "AAAA",
+            },
+        ),
+        (
+            "server",
+            {
+                "type": "response.done",
+                "response": {
+                    "id": f"resp_{key}",
+                    "status": key,
+                    "usage": {"input_tokens": 3, "note": key, key: 1},
+                },
+            },
+        ),
+        (
+            "client",
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": f"call_{key}", "output": "x"},
+            },
+        ),
+        (
+            "client",
+            {"type": "conversation.item.truncate", "item_id": f"item_{key}", "audio_end_ms": 1},
+        ),
+    ]
+    for i, (direction, obj) in enumerate(frames):
+        tracker.observe(direction, protocol.decode(orjson.dumps(obj), direction), float(i))  # type: ignore[arg-type]
+
+    text = orjson.dumps(records).decode()
+    assert ["realtime.turn", "realtime.tool", "realtime.interruption"] == [e for e, _ in records]
+    assert key[8:20] not in text
+    assert {"input_tokens": 3} == records[0][1]["usage"]
