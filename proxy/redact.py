@@ -159,16 +159,7 @@ class Redactor:
         # markers; a blob needs 64 characters). Configured patterns disable the shortcut.
         if len(value) < 64 and not self.policy.patterns:
             low = value.lower()
-            if not (
-                "sk-" in low
-                or "ek_" in low
-                or "eyj" in low
-                or "bearer" in low
-                or "akia" in low
-                or "asia" in low
-                or "://" in low
-                or "=" in low  # an SDP line
-            ):
+            if not (has_key_marker(low) or "://" in low or "=" in low):  # (`=`: an SDP line)
                 return value
             if "://" not in low and "=" not in low:
                 # Too short for a blob: the secret patterns alone.

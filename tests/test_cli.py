@@ -241,20 +241,30 @@ async def test_the_images_command_line_runs_the_proxy(upstream: Any, tmp_path: P
             proc.kill()
 
 
+def _config(
+    upstream: Any, tmp_path: Path, extra: str, *, log_events: str = ""
+) -> tuple[int, Path, Path]:
+    """A config file for an earshot process in front of the fake upstream: its port, its
+    log file, the file."""
+    _fake, server = upstream
+    port = free_port()
+    log = tmp_path / "earshot.jsonl"
+    config = tmp_path / "c.yaml"
+    events = f", events: {log_events}" if log_events else ""
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+        f"upstream: {{url: '{str(server.make_url('')).rstrip('/')}'}}\n"
+        f"log: {{output: '{log}'{events}}}\n{extra}"
+    )
+    return port, log, config
+
+
 async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> None:
     """
     On SIGTERM: /readyz turns 503, new upgrades are refused, every open session gets
     1001 with a Close frame after the grace period, and the process exits 0.
     """
-    _fake, server = upstream
-    port = free_port()
-    log = tmp_path / "earshot.jsonl"
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
-        f"upstream: {{url: '{str(server.make_url('')).rstrip('/')}'}}\n"
-        f"log: {{output: '{log}'}}\nshutdown: {{grace_period: 1.0}}\n"
-    )
+    port, log, config = _config(upstream, tmp_path, "shutdown: {grace_period: 1.0}\n")
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
     sessions = 100
     try:
@@ -302,15 +312,7 @@ async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> Non
     After logrotate moves the log, SIGHUP makes earshot write to a new file at the same
     path, starting with `log.reopened`; every record is whole, in one file or the other.
     """
-    _fake, server = upstream
-    port = free_port()
-    log = tmp_path / "earshot.jsonl"
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
-        f"upstream: {{url: '{str(server.make_url('')).rstrip('/')}'}}\n"
-        f"log: {{output: '{log}', events: {{default: full}}}}\n"
-    )
+    port, log, config = _config(upstream, tmp_path, "", log_events="{default: full}")
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
     try:
         await wait_healthy(port, proc)
@@ -346,9 +348,15 @@ def test_ctrl_c_at_start_exits_quietly(tmp_path: Path) -> None:
     Ctrl-C while earshot is still starting (importing, loading its config) prints no
     traceback.
     """
+    # "go" is printed from inside `main`'s Ctrl-C guard, when its own work begins.
     start = (
-        "import sys; from proxy.cli import main; print('go', flush=True);"
-        " sys.exit(main(['--port', sys.argv[1]]))"
+        "import sys, proxy.cli as cli\n"
+        "work = cli._main\n"
+        "def started(argv):\n"
+        "    print('go', flush=True)\n"
+        "    return work(argv)\n"
+        "cli._main = started\n"
+        "sys.exit(cli.main(['--port', sys.argv[1]]))\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", start, str(free_port())],
