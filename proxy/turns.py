@@ -12,11 +12,13 @@ passed through). It writes `realtime.turn`, `realtime.tool` and
 `realtime.interruption`, and the session's totals for `ws.close`.
 
 Everything it keeps is bounded: at most `_MAX_OPEN` responses, `_MAX_CALLS` tool calls,
-`_MAX_ITEMS` audio items and `_MAX_APPENDS` append marks, the oldest dropped first.
+`_MAX_ITEMS` audio items and `_MAX_APPENDS` append marks (two fixed arrays, 4 KB), the
+oldest dropped first.
 """
 
 from __future__ import annotations
 
+import array
 import collections
 import re
 import statistics
@@ -31,7 +33,7 @@ from proxy.pricing import PriceTable, cost, token_counts
 _MAX_OPEN: Final = 8  # responses in progress at once
 _MAX_CALLS: Final = 32  # function calls awaiting their output
 _MAX_ITEMS: Final = 64  # assistant audio items, for a later truncation
-_MAX_APPENDS: Final = 3000  # append marks: 60 s of 20 ms appends
+_MAX_APPENDS: Final = 256  # append marks kept: 5 s of 20 ms appends, 4 KB
 _MAX_LATENCIES: Final = 1024  # latencies kept for the session's p50
 
 
@@ -71,6 +73,38 @@ def _token_counts_only(usage: object, depth: int = 0) -> Any:
 
 def _int(value: object) -> int | None:
     return value if type(value) is int else None
+
+
+class _AppendMarks:
+    """When the input audio reached each position: the last `size` appends' (position in
+    ms, forward time), in two fixed arrays made on the first append (4 KB at most)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pos = array.array("d")
+        self._time = array.array("d")
+        self._n = 0  # appends marked so far
+
+    def add(self, position_ms: float, now: float) -> None:
+        if self._n < self._size:
+            self._pos.append(position_ms)
+            self._time.append(now)
+        else:
+            i = self._n % self._size
+            self._pos[i] = position_ms
+            self._time[i] = now
+        self._n += 1
+
+    def reached(self, position_ms: float) -> float | None:
+        """When the audio first reached `position_ms`; None when that is older than the
+        marks kept (or not reached yet)."""
+        first = max(0, self._n - self._size)
+        for k in range(first, self._n):
+            i = k % self._size
+            if self._pos[i] >= position_ms:
+                # Reached before the oldest kept mark: that time is not known.
+                return None if k == first and first > 0 else self._time[i]
+        return None
 
 
 @attrs.define
@@ -147,9 +181,7 @@ class TurnTracker:
         self.model = model
         self._rates: Rates = rates if rates is not None else _DefaultRates()
         self._appended_ms = 0.0
-        self._appends: collections.deque[tuple[float, float]] = collections.deque(
-            maxlen=_MAX_APPENDS
-        )
+        self._appends = _AppendMarks(_MAX_APPENDS)
         self._requested: float | None = None  # a response.create not yet answered
         self._vad: tuple[float, float | None] | None = None  # (start mark, input audio ms)
         self._speech_start_ms: int | None = None
@@ -213,7 +245,7 @@ class TurnTracker:
         audio = event.audio
         if type(audio) is str:
             self._appended_ms += base64_length(audio) / self._rates.input_bpms
-            self._appends.append((self._appended_ms, now))
+            self._appends.add(self._appended_ms, now)
 
     def _response_create(self, event: Any, now: float) -> None:
         self._requested = now
@@ -295,20 +327,15 @@ class TurnTracker:
 
     def _speech_started(self, event: Any, now: float) -> None:
         self._speech_start_ms = _int(event.audio_start_ms)
-        start = self._speech_start_ms
-        if start is not None:
-            # What a pending speech_stopped can still need: marks from here on.
-            while len(self._appends) > 1 and self._appends[1][0] <= start:
-                self._appends.popleft()
         for turn in self._open.values():
             turn.interrupted = True
 
     def _speech_stopped(self, event: Any, now: float) -> None:
         end = _int(event.audio_end_ms)
-        mark = now
-        if end is not None and self._appended_ms >= end:
-            # When the audio at `audio_end_ms` passed through the proxy.
-            mark = next((t for ms, t in self._appends if ms >= end), now)
+        # When the audio at `audio_end_ms` passed through the proxy; where that is not
+        # known (no audio through here, or older than the marks kept), speech_stopped's own.
+        reached = self._appends.reached(end) if end is not None else None
+        mark = reached if reached is not None else now
         heard = (
             float(end - self._speech_start_ms)
             if end is not None and self._speech_start_ms is not None

@@ -486,3 +486,30 @@ def test_turn_records_carry_ids_only_through_the_redactor() -> None:
     assert ["realtime.turn", "realtime.tool", "realtime.interruption"] == [e for e, _ in records]
     assert key[8:20] not in text
     assert {"input_tokens": 3} == records[0][1]["usage"]
+
+
+def test_an_audio_position_older_than_the_marks_kept_falls_back_to_speech_stopped() -> None:
+    """
+    The tracker keeps the last 256 append marks (4 KB): a `speech_stopped` whose
+    `audio_end_ms` is older than those takes its own forwarding time as the start mark;
+    one inside them takes the append's.
+    """
+    import protocol
+
+    def run(end_ms: int) -> float:
+        records: list[tuple[str, dict[str, Any]]] = []
+        tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table())
+        append = protocol.decode(_event("input_audio_buffer.append", audio=AUDIO_100MS), "client")
+        for i in range(300):  # 30 s of audio, one append a second
+            tracker.observe("client", append, float(i))
+        for obj, t in (
+            ({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms}, 1000.0),
+            ({"type": "response.created", "response": {"id": "r"}}, 1000.0),
+            ({"type": "response.output_text.delta", "response_id": "r", "delta": "x"}, 1001.0),
+            ({"type": "response.done", "response": {"id": "r"}}, 1002.0),
+        ):
+            tracker.observe("server", protocol.decode(orjson.dumps(obj), "server"), t)
+        return records[-1][1]["latency_ms"]  # type: ignore[no-any-return]
+
+    assert 1000.0 == run(1_000)  # audio 0.9-1.0 s, long dropped: speech_stopped at 1000 s
+    assert 1001000.0 - 299_000.0 == run(29_950)  # the last append, forwarded at 299 s
