@@ -73,6 +73,11 @@ class _Admitted(asyncio.Protocol):
             # The end of the headers may straddle two reads: keep the last three bytes.
             if _END_OF_HEADERS in self._tail + data[:3] or _END_OF_HEADERS in data:
                 self._admitted()
+                # Admitted: from now on the transport talks to aiohttp's protocol
+                # directly, so a session's frames pay nothing for this watch.
+                set_protocol = getattr(self._transport, "set_protocol", None)
+                if set_protocol is not None:  # every asyncio and uvloop transport has it
+                    set_protocol(self._inner)
             else:
                 self._tail = (self._tail + data)[-3:]
         self._inner.data_received(data)
