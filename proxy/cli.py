@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="earshot",
         description="A logging and redaction proxy for OpenAI Realtime traffic.",
-        epilog="Other commands: 'earshot check-config PATH', 'earshot demo'.",
+        epilog="Other commands: 'earshot check-config PATH', 'earshot demo',"
+        " 'earshot report LOG…'.",
     )
     parser.add_argument(
         "--config", default=None, help=f"YAML config file (default: {DEFAULT_CONFIG} if present)"
@@ -57,6 +58,33 @@ def _report(exc: ConfigError) -> int:
     for problem in exc.problems:
         sys.stderr.write(f"{problem}\n")
     return 2
+
+
+def report(argv: Sequence[str]) -> int:
+    """`earshot report LOG…`: each session of earshot logs, and the totals."""
+    parser = argparse.ArgumentParser(
+        prog="earshot report",
+        description="Each session of earshot's JSON-lines logs at a glance, and the totals.",
+    )
+    parser.add_argument("logs", nargs="+", help="log files, .gz files, or - for stdin")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--conn", help="only this connection id")
+    parser.add_argument("--since", help="only sessions starting at or after (RFC 3339)")
+    parser.add_argument("--model", help="only sessions of this model")
+    args = parser.parse_args(argv)
+    from proxy import report as report_module
+
+    filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
+    try:
+        built = report_module.build(args.logs, filters)
+    except OSError as exc:
+        sys.stderr.write(f"earshot report: cannot read {exc.filename}: {exc.strerror}\n")
+        return 2
+    if args.json:
+        sys.stdout.buffer.write(report_module.as_json(built))
+    else:
+        sys.stdout.write(report_module.table(built))
+    return 0
 
 
 def check_config(argv: Sequence[str]) -> int:
@@ -92,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if argv and argv[0] == "check-config":
         return check_config(argv[1:])
+    if argv and argv[0] == "report":
+        return report(argv[1:])
     if argv and argv[0] == "demo":
         from proxy import demo
 

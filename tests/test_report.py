@@ -1,0 +1,210 @@
+"""
+`earshot report`: sessions at a glance from earshot's own log, streamed, whatever else
+the log holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy import cli
+from proxy.demo import conversation
+from proxy.report import Filters, as_json, build, table
+from tests.conftest import MemorySink, ProxyFactory
+
+
+def _record(conn: str, event: str, ts: str = "2026-12-01T10:00:00.000000Z", **fields: Any) -> bytes:
+    return orjson.dumps({"ts": ts, "level": "info", "event": event, "conn": conn, **fields})
+
+
+def _session(conn: str, model: str, latencies: list[float], ts: str) -> list[bytes]:
+    usage = {
+        "input_token_details": {"audio_tokens": 10},
+        "output_token_details": {"audio_tokens": 20},
+    }
+    lines = [_record(conn, "ws.open", ts, model=model)]
+    for i, lat in enumerate(latencies):
+        lines.append(
+            _record(
+                conn,
+                "realtime.turn",
+                ts,
+                model=model,
+                response_id=f"r{i}",
+                latency_ms=lat,
+                usage=usage,
+                cost_usd=0.001,
+            )
+        )
+    lines += [
+        _record(conn, "realtime.tool", ts, model=model, name="lookup", duration_ms=120.0),
+        _record(conn, "realtime.tool", ts, model=model, name="slow_db", duration_ms=900.5),
+        _record(conn, "realtime.interruption", ts, model=model),
+        _record(conn, "realtime.undecodable", ts, model=model),
+        _record(
+            conn, "ws.close", ts, model=model, closed_by="upstream", code=1011, duration_ms=61000.0
+        ),
+    ]
+    return lines
+
+
+def _interleaved() -> bytes:
+    a = _session("c_a", "gpt-realtime", [300.0, 500.0, 1200.0], "2026-12-01T10:00:00.000000Z")
+    b = _session("c_b", "gpt-realtime-mini", [250.0], "2026-12-01T11:00:00.000000Z")
+    lines = [x for pair in zip(a, b, strict=False) for x in pair] + a[len(b) :]
+    garbage = [b"not json at all", b'{"some":"other program"}', b"[1,2,3]", b""]
+    rest = lines[:3] + garbage + lines[3:]
+    return b"\n".join(rest) + b'\n{"ts":"2026-12-01T1'  # a truncated last line
+
+
+def test_every_figure_comes_from_the_records(tmp_path: Path) -> None:
+    """
+    Two interleaved sessions, garbage lines and a truncated last line: each session's
+    figures are its own records' (latency p50/p95/max, interruptions, tools and the
+    slowest, tokens, cost, undecodable, how it closed); the junk is counted, not fatal.
+    """
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(_interleaved())
+
+    report = build([str(path)])
+    a, b = (r.figures() for r in report.rows)
+
+    assert ("c_a", "gpt-realtime", 3) == (a["conn"], a["model"], a["turns"])
+    assert {"p50": 500.0, "p95": 1200.0, "max": 1200.0} == a["latency_ms"]
+    assert (1, 2, {"name": "slow_db", "duration_ms": 900.5}) == (
+        a["interruptions"],
+        a["tool_calls"],
+        a["slowest_tool"],
+    )
+    assert {"input_audio": 30, "input_text": 0, "output_audio": 60, "output_text": 0} == a["tokens"]
+    assert (0.003, 1, "upstream", 1011, 61000.0) == (
+        a["cost_usd"],
+        a["undecodable"],
+        a["closed_by"],
+        a["code"],
+        a["duration_ms"],
+    )
+    assert ("c_b", 1, 0.001) == (b["conn"], b["turns"], b["cost_usd"])
+    totals = report.totals()
+    assert (2, 4, 0.004, 4) == (
+        totals["sessions"],
+        totals["turns"],
+        totals["cost_usd"],
+        totals["skipped_lines"],
+    )
+
+
+def test_gz_and_stdin_read_the_same(tmp_path: Path) -> None:
+    """
+    A `.gz` file and standard input give the report the plain file gives.
+    """
+    data = _interleaved()
+    plain, packed = tmp_path / "a.jsonl", tmp_path / "a.jsonl.gz"
+    plain.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
+
+    expected = as_json(build([str(plain)]))
+
+    assert expected == as_json(build([str(packed)]))
+    assert expected == as_json(build(["-"], stdin=io.BytesIO(data)))
+
+
+@pytest.mark.parametrize(
+    ("filters", "conns"),
+    [
+        (Filters(conn="c_b"), ["c_b"]),
+        (Filters(since="2026-12-01T10:30:00Z"), ["c_b"]),
+        (Filters(model="gpt-realtime"), ["c_a"]),
+    ],
+)
+def test_filters(tmp_path: Path, filters: Filters, conns: list[str]) -> None:
+    """
+    `--conn`, `--since` and `--model` select sessions.
+    """
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(_interleaved())
+
+    assert conns == [r.conn for r in build([str(path)], filters).rows]
+
+
+async def test_the_golden_session(
+    make_proxy: ProxyFactory, sink: MemorySink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    The golden session's script through the proxy, its log reported: one session, one
+    turn with its usage and cost, closed by the client; the table fits 100 columns and
+    the JSON schema is stable.
+    """
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    for event in conversation():
+        await ws.send_str(orjson.dumps(event).decode())
+    async for msg in ws:
+        if '"response.done"' in msg.data:
+            break
+    await ws.close()
+    await asyncio.sleep(0.05)
+    log = tmp_path / "earshot.jsonl"
+    log.write_bytes(b"".join(sink.lines))
+
+    assert 0 == cli.main(["report", "--json", str(log)])
+    out = orjson.loads(capsys.readouterr().out)
+    assert 0 == cli.main(["report", str(log)])
+    text = capsys.readouterr().out
+
+    (session,) = out["sessions"]
+    assert [
+        "conn",
+        "session",
+        "start",
+        "model",
+        "duration_ms",
+        "turns",
+        "latency_ms",
+        "interruptions",
+        "tool_calls",
+        "slowest_tool",
+        "tokens",
+        "cost_usd",
+        "undecodable",
+        "closed_by",
+        "code",
+    ] == list(session)
+    assert ("sess_FAKE1", "gpt-realtime", 1, 0.000312, "client", 1000) == (
+        session["session"],
+        session["model"],
+        session["turns"],
+        session["cost_usd"],
+        session["closed_by"],
+        session["code"],
+    )
+    assert all(len(line) <= 100 for line in text.splitlines())
+
+
+def test_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    A log that cannot be read: exit 2 and one line saying which.
+    """
+    assert 2 == cli.main(["report", "/nonexistent/earshot.jsonl"])
+    assert "earshot report: cannot read /nonexistent/earshot.jsonl" in capsys.readouterr().err
+
+
+def test_the_table_shows_each_session_and_the_totals(tmp_path: Path) -> None:
+    """
+    One line per session (its slowest tool under it) and the totals.
+    """
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(_interleaved())
+
+    text = table(build([str(path)]))
+
+    assert "slowest tool: slow_db 900 ms" in text
+    assert "2 sessions, 4 turns" in text
+    assert "upstream 1011" in text
