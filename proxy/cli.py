@@ -71,14 +71,18 @@ def report(argv: Sequence[str]) -> int:
     parser.add_argument("--conn", help="only this connection id")
     parser.add_argument("--since", help="only sessions starting at or after (RFC 3339)")
     parser.add_argument("--model", help="only sessions of this model")
+    parser.add_argument("--html", metavar="FILE", help="also write a timeline page to FILE")
     args = parser.parse_args(argv)
     from proxy import report as report_module
 
     filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
     try:
-        built = report_module.build(args.logs, filters)
+        built = report_module.build(args.logs, filters, timeline=args.html is not None)
+        if args.html is not None:
+            with open(args.html, "w", encoding="utf-8") as page:
+                page.write(report_module.html(built))
     except OSError as exc:
-        sys.stderr.write(f"earshot report: cannot read {exc.filename}: {exc.strerror}\n")
+        sys.stderr.write(f"earshot report: cannot use {exc.filename}: {exc.strerror}\n")
         return 2
     if args.json:
         sys.stdout.buffer.write(report_module.as_json(built))

@@ -206,10 +206,147 @@ def conversation() -> list[dict[str, Any]]:
     ]
 
 
-async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
-    """Run the scripted session: records to `out`, the closing summary to `note`."""
+def _ev(kind: str, **fields: Any) -> str:
+    return orjson.dumps({"type": kind, **fields}).decode()
+
+
+async def _paced_upstream(request: web.Request) -> web.WebSocketResponse[Any]:
+    """A voice turn as the real API paces it: VAD hears 1.8 s of speech and waits out
+    its 500 ms silence window; the model calls a tool, then answers in audio."""
+    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(protocols=("realtime",))
+    await ws.prepare(request)
+    await ws.send_str(session_created(False, False).decode())
+    appends = 0
+    async for msg in ws:
+        kind = orjson.loads(msg.data).get("type") if msg.type is WSMsgType.TEXT else None
+        if kind == "input_audio_buffer.append":
+            appends += 1
+            if appends == 3:
+                await ws.send_str(_ev("input_audio_buffer.speech_started", audio_start_ms=300))
+            if appends == 23:  # 2.3 s in: speech ended at 1.8 s, plus the silence window
+                await ws.send_str(_ev("input_audio_buffer.speech_stopped", audio_end_ms=1800))
+                await ws.send_str(_ev("response.created", response={"id": "resp_1"}))
+                await asyncio.sleep(0.35)
+                for piece in ('{"account":', ' "checking"}'):
+                    await ws.send_str(
+                        _ev(
+                            "response.function_call_arguments.delta",
+                            response_id="resp_1",
+                            call_id="call_1",
+                            delta=piece,
+                        )
+                    )
+                await ws.send_str(
+                    _ev(
+                        "response.function_call_arguments.done",
+                        response_id="resp_1",
+                        call_id="call_1",
+                        name="get_balance",
+                        arguments='{"account": "checking"}',
+                    )
+                )
+                usage = {
+                    "input_tokens": 412,
+                    "output_tokens": 18,
+                    "total_tokens": 430,
+                    "input_token_details": {
+                        "text_tokens": 380,
+                        "audio_tokens": 32,
+                        "cached_tokens_details": {"text_tokens": 256},
+                    },
+                    "output_token_details": {"text_tokens": 18},
+                }
+                await ws.send_str(
+                    _ev(
+                        "response.done",
+                        response={"id": "resp_1", "status": "completed", "usage": usage},
+                    )
+                )
+        elif kind == "response.create":
+            await ws.send_str(_ev("response.created", response={"id": "resp_2"}))
+            await asyncio.sleep(0.42)
+            await ws.send_str(
+                _ev(
+                    "response.output_audio_transcript.delta",
+                    response_id="resp_2",
+                    item_id="item_2",
+                    delta="Your checking balance is",
+                )
+            )
+            for _ in range(24):  # 2.4 s of audio, sent faster than it plays
+                await ws.send_str(
+                    _ev(
+                        "response.output_audio.delta",
+                        response_id="resp_2",
+                        item_id="item_2",
+                        delta=AUDIO_CHUNK,
+                    )
+                )
+                await asyncio.sleep(0.05)
+            await ws.send_str(
+                _ev(
+                    "response.output_audio_transcript.done",
+                    response_id="resp_2",
+                    item_id="item_2",
+                    transcript="Your checking balance is 1,240 dollars and 17 cents.",
+                )
+            )
+            usage = {
+                "input_tokens": 470,
+                "output_tokens": 152,
+                "total_tokens": 622,
+                "input_token_details": {
+                    "text_tokens": 438,
+                    "audio_tokens": 32,
+                    "cached_tokens_details": {"text_tokens": 384, "audio_tokens": 32},
+                },
+                "output_token_details": {"text_tokens": 32, "audio_tokens": 120},
+            }
+            await ws.send_str(
+                _ev(
+                    "response.done",
+                    response={"id": "resp_2", "status": "completed", "usage": usage},
+                )
+            )
+    return ws
+
+
+async def _paced_client(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
+    """The user speaks for 2.5 s (in real time); the app answers the tool call after
+    600 ms; the user cuts the answer off 1.1 s into it."""
+    for _ in range(25):
+        await ws.send_str(_ev("input_audio_buffer.append", audio=AUDIO_CHUNK))
+        await asyncio.sleep(0.1)
+    async for msg in ws:
+        kind = orjson.loads(msg.data).get("type")
+        if kind == "response.function_call_arguments.done":
+            await asyncio.sleep(0.6)  # the app's tool
+            output = {
+                "type": "function_call_output",
+                "call_id": "call_1",
+                "output": '{"balance": 1240.17}',
+            }
+            await ws.send_str(_ev("conversation.item.create", item=output))
+            await ws.send_str(_ev("response.create"))
+        elif kind == "response.done" and '"resp_2"' in msg.data:
+            await asyncio.sleep(0.7)  # the user listens, then talks over the answer
+            await ws.send_str(
+                _ev(
+                    "conversation.item.truncate",
+                    item_id="item_2",
+                    content_index=0,
+                    audio_end_ms=1100,
+                )
+            )
+            await asyncio.sleep(0.2)
+            return
+
+
+async def run_demo(config_path: str | None, out: Any, note: Any, *, paced: bool = False) -> int:
+    """Run the scripted session: records to `out`, the closing summary to `note`. Paced:
+    a voice turn at the pace of the real API, for a timeline to look at."""
     upstream_app = web.Application()
-    upstream_app.router.add_get("/v1/realtime", _upstream_socket)
+    upstream_app.router.add_get("/v1/realtime", _paced_upstream if paced else _upstream_socket)
     upstream_app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
     upstream_runner = web.AppRunner(upstream_app, access_log=None)
     await upstream_runner.setup()
@@ -253,11 +390,14 @@ async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
             async with session.ws_connect(
                 f"{base}/v1/realtime?model=gpt-realtime", headers=headers
             ) as ws:
-                for event in conversation():
-                    await ws.send_str(orjson.dumps(event).decode())
-                async for msg in ws:
-                    if msg.type is WSMsgType.TEXT and '"response.done"' in msg.data:
-                        break
+                if paced:
+                    await _paced_client(ws)
+                else:
+                    for event in conversation():
+                        await ws.send_str(orjson.dumps(event).decode())
+                    async for msg in ws:
+                        if msg.type is WSMsgType.TEXT and '"response.done"' in msg.data:
+                            break
                 await ws.close()
         await asyncio.sleep(0.05)
     finally:
@@ -272,6 +412,8 @@ async def run_demo(config_path: str | None, out: Any, note: Any) -> int:
         "audio": base64.b64encode(_TONE).decode()[:32],
         "image": _PHOTO[:32],
     }
+    if paced:
+        del planted["MCP token"], planted["MCP header"], planted["image"]
     leaked = [name for name, value in planted.items() if value in text]
     note.write(
         f"\n# {len(lines)} records. Sent through the proxy: an API key, MCP credentials,"
@@ -292,6 +434,11 @@ def main(argv: Sequence[str] = ()) -> int:
         prog="earshot demo", description="Run a scripted session offline."
     )
     parser.add_argument("--config", default=None, help="config to use (its upstream is replaced)")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="a voice turn at the real API's pace (7 s), to draw with `earshot report --html`",
+    )
     args = parser.parse_args(argv)
     # Records on stdout (so `earshot demo | jq` works), the summary on stderr.
-    return asyncio.run(run_demo(args.config, sys.stdout, sys.stderr))
+    return asyncio.run(run_demo(args.config, sys.stdout, sys.stderr, paced=args.timeline))

@@ -33,7 +33,7 @@ from proxy.closing import (
     sendable,
 )
 from proxy.context import APP, AppState, conn_id
-from proxy.log import Logger
+from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
 from proxy.turns import TurnTracker
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
@@ -185,6 +185,7 @@ def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> 
         rates=recorder,
         transcription=request.query.get("intent") == "transcription",
         clean=lambda value: state.redactor.cut(value, 128),
+        wall=lambda mark: rfc3339(time.time() - (time.monotonic() - mark)),
     )
     return tracker
 

@@ -15,9 +15,11 @@ import gzip
 import statistics
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from datetime import datetime
+from typing import IO, Any, Final
 
 import attrs
+import jinja2
 import orjson
 
 from proxy.pricing import token_counts
@@ -42,10 +44,16 @@ class SessionRow:
     undecodable: int = 0
     closed_by: str | None = None
     code: int | None = None
+    # With a timeline: what each record draws, and the record itself for the hover.
+    timeline: bool = False
+    marks: list[tuple[str, str, float, float, str, str]] = attrs.field(factory=list)
 
     def add(self, record: dict[str, Any]) -> None:
         """Fold one record of this session in."""
         event = record.get("event")
+        if self.timeline and len(self.marks) < _MAX_MARKS:
+            title = orjson.dumps(record).decode()[:2000]
+            self.marks += [(*m, title) for m in _mark(record)]
         self.start = self.start or _str(record.get("ts"))
         self.model = self.model or _str(record.get("model"))
         self.session = self.session or _str(record.get("session"))
@@ -183,9 +191,14 @@ def _lines(paths: Iterable[str], stdin: IO[bytes]) -> Iterator[bytes]:
 
 
 def build(
-    paths: Iterable[str], filters: Filters | None = None, stdin: IO[bytes] | None = None
+    paths: Iterable[str],
+    filters: Filters | None = None,
+    stdin: IO[bytes] | None = None,
+    *,
+    timeline: bool = False,
 ) -> Report:
-    """Read the logs, streaming, into a report."""
+    """Read the logs, streaming, into a report (with each session's timeline marks when
+    a page is to be drawn)."""
     filters = filters or Filters()
     report = Report()
     open_rows: dict[str, SessionRow] = {}
@@ -203,7 +216,7 @@ def build(
             continue  # a REST exchange, not a session
         row = open_rows.get(conn)
         if row is None:
-            row = open_rows[conn] = SessionRow(conn=conn)
+            row = open_rows[conn] = SessionRow(conn=conn, timeline=timeline)
         row.add(record)
         if record["event"] == "ws.close":
             del open_rows[conn]
@@ -268,4 +281,162 @@ def as_json(report: Report) -> bytes:
     return orjson.dumps(
         {"sessions": [r.figures() for r in report.rows], "totals": report.totals()},
         option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
+    )
+
+
+# --- the timeline page ---------------------------------------------------------------
+
+_MAX_MARKS: Final = 5000  # marks drawn per session
+LANES: Final = (
+    ("speech", "user speech"),
+    ("client-audio", "client audio"),
+    ("model-audio", "model audio"),
+    ("text", "text, transcripts"),
+    ("tool", "tool calls"),
+    ("turn", "turns"),
+    ("error", "errors, closes"),
+)
+
+
+def _epoch_ms(ts: object) -> float | None:
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
+    except ValueError:
+        return None
+
+
+def _short(text: object, n: int = 60) -> str:
+    s = text if isinstance(text, str) else ""
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _mark(record: dict[str, Any]) -> list[tuple[str, str, float, float, str]]:
+    """What one record draws: (lane, css class, start ms, end ms, label)."""
+    event = record.get("event")
+    end = _epoch_ms(record.get("ts"))
+    if end is None:
+        return []
+    kind = str(record.get("type", ""))
+    if event == "realtime.summary":
+        start = _epoch_ms(record.get("first_ts"))
+        start = end if start is None else start
+        if record.get("direction") == "client":
+            return [("client-audio", "client-audio", start, end, "")]
+        if "audio.delta" in kind:
+            return [("model-audio", "model-audio", start, end, "")]
+        return [("text", "text", start, end, "")]
+    if event == "realtime.event":
+        payload: dict[str, Any] = (
+            record["payload"] if isinstance(record.get("payload"), dict) else {}
+        )
+        if kind == "input_audio_buffer.speech_started":
+            return [("speech", "speech-start", end, end, "")]
+        if kind == "input_audio_buffer.speech_stopped":
+            return [("speech", "speech-stop", end, end, "")]
+        if kind == "error":
+            return [("error", "error", end, end, "error")]
+        said = payload.get("transcript") or payload.get("text")
+        if kind.endswith((".done", ".completed")) and isinstance(said, str) and said:
+            return [("text", "text", end, end, _short(said))]
+        return []
+    if event == "realtime.tool":
+        duration = _num(record.get("duration_ms")) or 0.0
+        label = f"{_short(record.get('name'), 30)} {duration:.0f} ms"
+        return [("tool", "tool", end - duration, end, label)]
+    if event == "realtime.turn":
+        out = []
+        start = _epoch_ms(record.get("start_ts"))
+        latency = _num(record.get("latency_ms"))
+        if start is not None and latency is not None:
+            out.append(("turn", "latency", start, start + latency, f"{latency:.0f} ms"))
+        if record.get("interrupted"):
+            out.append(("turn", "interrupt", end, end, "interrupted"))
+        return out
+    if event == "realtime.interruption":
+        heard, made = _num(record.get("heard_ms")), _num(record.get("generated_ms"))
+        said = f"cut at {heard:.0f} ms" if heard is not None else "cut"
+        return [("turn", "interrupt", end, end, f"{said} of {made:.0f}" if made else said)]
+    if event == "realtime.undecodable":
+        return [("error", "error", end, end, "undecodable")]
+    if event == "ws.close":
+        return [("error", "close", end, end, f"closed by {record.get('closed_by')}")]
+    return []
+
+
+def _page_session(row: SessionRow, index: int) -> dict[str, Any]:
+    """A session's marks placed on its timeline (x in px at the page's first zoom)."""
+    marks = row.marks
+    t0 = min((m[2] for m in marks), default=0.0)
+    t1 = max((m[3] for m in marks), default=t0)
+    # Speech: pair each start with the next stop into a span.
+    drawn: list[tuple[str, str, float, float, str, str]] = []
+    started: tuple[float, str] | None = None
+    for lane, css, start, end, label, title in marks:
+        if css == "speech-start":
+            started = (start, title)
+        elif css == "speech-stop":
+            begin = started[0] if started else start
+            drawn.append(("speech", "speech", begin, end, "", title))
+            started = None
+        else:
+            drawn.append((lane, css, start, end, label, title))
+    span = max(1.0, t1 - t0)
+    width = int(min(4000, max(900, span / 10)))  # 10 ms a pixel, within bounds
+    scale = width / span
+    step = next(
+        s for s in (100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, 1e12) if span / s <= 12
+    )
+    ticks = [
+        {"x": round(t * scale, 1), "t": t, "label": f"{t / 1000:g} s"}
+        for t in (i * step for i in range(int(span // step) + 1))
+    ]
+    return {
+        "anchor": f"s{index}",
+        "f": row.figures(),
+        "width": width,
+        "span_ms": span,
+        "ticks": ticks,
+        "marks": [
+            {
+                "lane": lane, "css": css, "label": label, "title": title,
+                "t": round(start - t0, 1), "d": round(max(0.0, end - start), 1),
+                "x": round((start - t0) * scale, 1), "w": round(max(2.0, (end - start) * scale), 1),
+            }
+            for lane, css, start, end, label, title in drawn
+        ],
+    }  # fmt: skip
+
+
+def html(report: Report) -> str:
+    """The report as one self-contained page: no network, no external assets, every
+    value from the log escaped."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("proxy", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+    def ms(value: object) -> str:
+        return f"{value:.0f} ms" if isinstance(value, int | float) else "-"
+
+    def secs(value: object) -> str:
+        return f"{value / 1000:.1f} s" if isinstance(value, int | float) else "-"
+
+    def usd(value: object) -> str:
+        return f"${value:.4f}" if isinstance(value, int | float) else "-"
+
+    def when(ts: object) -> str:
+        return f"{ts[:10]} {ts[11:19]}" if isinstance(ts, str) and len(ts) >= 19 else "-"
+
+    template = env.get_template("report.html.j2")
+    return template.render(
+        when=when,
+        totals=report.totals(),
+        sessions=[_page_session(row, i) for i, row in enumerate(report.rows)],
+        lanes=[{"key": key, "name": name} for key, name in LANES],
+        ms=ms,
+        secs=secs,
+        usd=usd,
     )

@@ -169,11 +169,14 @@ class TurnTracker:
         rates: Rates | None = None,
         transcription: bool = False,
         clean: Callable[[str], str] = lambda value: value,
+        wall: Callable[[float], str] | None = None,
     ) -> None:
         self._write = write
         # Ids and names came off the wire: they reach a record only through `clean` (the
         # redactor's scrub-then-cut), as every other value does.
         self._clean = clean
+        # The monotonic start mark as a wall-clock time, for a timeline drawn from the log.
+        self._wall = wall
         # A transcription session's turns are its committed items (SPEC §4a).
         self.transcription = transcription
         self._transcription_model: str | None = None
@@ -507,6 +510,11 @@ class TurnTracker:
                 ],
                 "usage": _token_counts_only(usage),
                 "cost_usd": turn_cost,
+                **(
+                    {"start_ts": self._wall(turn.start)}
+                    if self._wall is not None and turn.start is not None
+                    else {}
+                ),
             },
         )
 

@@ -29,6 +29,7 @@ _VOLATILE = {
     "first_audio_ms",
     "first_text_ms",
     "response_ms",
+    "start_ts",
 }
 _VOLATILE_HEADERS = {"host", "sec-websocket-key", "user-agent", "date", "content-length"}
 

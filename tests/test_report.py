@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from proxy import cli
 from proxy.demo import conversation
-from proxy.report import Filters, as_json, build, table
+from proxy.report import Filters, as_json, build, html, table
 from tests.conftest import MemorySink, ProxyFactory
 
 
@@ -193,7 +194,7 @@ def test_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> 
     A log that cannot be read: exit 2 and one line saying which.
     """
     assert 2 == cli.main(["report", "/nonexistent/earshot.jsonl"])
-    assert "earshot report: cannot read /nonexistent/earshot.jsonl" in capsys.readouterr().err
+    assert "earshot report: cannot use /nonexistent/earshot.jsonl" in capsys.readouterr().err
 
 
 def test_the_table_shows_each_session_and_the_totals(tmp_path: Path) -> None:
@@ -208,3 +209,86 @@ def test_the_table_shows_each_session_and_the_totals(tmp_path: Path) -> None:
     assert "slowest tool: slow_db 900 ms" in text
     assert "2 sessions, 4 turns" in text
     assert "upstream 1011" in text
+
+
+def _page(tmp_path: Path, extra: list[bytes]) -> str:
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(_interleaved().rsplit(b"\n", 1)[0] + b"\n" + b"\n".join(extra) + b"\n")
+    return html(build([str(path)], timeline=True))
+
+
+def test_the_page_is_self_contained_and_escapes_what_the_log_says(tmp_path: Path) -> None:
+    """
+    The timeline page parses as HTML, loads nothing from anywhere (every `src` and `href`
+    is an anchor in the page), shows a `<script>` planted in a transcript as text, and
+    draws one section with every lane for each session (the planted one's included).
+    """
+    planted = _record(
+        "c_a",
+        "realtime.event",
+        type="response.output_audio_transcript.done",
+        payload={"transcript": "<script>alert('pwned')</script> hello"},
+    )
+
+    page = _page(tmp_path, [planted])
+
+    class Parse(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[str] = []
+            self.sections = 0
+            self.lanes = 0
+            self.scripts = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = dict(attrs)
+            self.links += [v or "" for k, v in attrs if k in ("src", "href")]
+            self.sections += tag == "section" and values.get("class") == "session"
+            self.lanes += tag == "g" and values.get("class") == "lane"
+            self.scripts += tag == "script"
+
+    parser = Parse()
+    parser.feed(page)
+    parser.close()
+
+    assert all(link.startswith("#") for link in parser.links), parser.links
+    assert (3, 3 * 7, 1) == (parser.sections, parser.lanes, parser.scripts)  # c_a, c_b, c_x
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert" in page
+
+
+def test_the_page_draws_turns_tools_and_speech(tmp_path: Path) -> None:
+    """
+    A turn with its start mark draws its latency; a tool its duration; speech between
+    VAD's start and stop.
+    """
+    extra = [
+        _record(
+            "c_a",
+            "realtime.event",
+            "2026-12-01T10:00:01.000000Z",
+            type="input_audio_buffer.speech_started",
+        ),
+        _record(
+            "c_a",
+            "realtime.event",
+            "2026-12-01T10:00:02.500000Z",
+            type="input_audio_buffer.speech_stopped",
+        ),
+        _record(
+            "c_a",
+            "realtime.turn",
+            "2026-12-01T10:00:04.000000Z",
+            start_ts="2026-12-01T10:00:02.500000Z",
+            latency_ms=640.0,
+            response_id="r9",
+        ),
+    ]
+
+    page = _page(tmp_path, extra)
+
+    assert 'class="speech"' in page
+    assert 'data-d="1500.0"' in page  # the speech span
+    assert "640 ms" in page
+    assert 'data-d="640.0"' in page
+    assert "slow_db 900 ms" in page
