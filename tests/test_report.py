@@ -14,11 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import WSMsgType
 
 from proxy import cli
 from proxy.demo import conversation
 from proxy.report import Filters, as_json, build, html, table
 from tests.conftest import MemorySink, ProxyFactory
+from tests.fake_upstream import FakeUpstream
+from tests.helpers import recorded_sessions
 
 
 def _record(conn: str, event: str, ts: str = "2026-12-01T10:00:00.000000Z", **fields: Any) -> bytes:
@@ -292,3 +295,44 @@ def test_the_page_draws_turns_tools_and_speech(tmp_path: Path) -> None:
     assert "640 ms" in page
     assert 'data-d="640.0"' in page
     assert "slow_db 900 ms" in page
+
+
+@pytest.mark.parametrize("name", [name for name, _ in recorded_sessions()])
+async def test_a_recorded_sessions_report_matches_its_records(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink, tmp_path: Path, name: str
+) -> None:
+    """
+    A real recorded session replayed through the proxy, its log reported: the turns are
+    its `response.done` events, the tokens their usage summed, the cost their costs summed.
+    """
+    frames = dict(recorded_sessions())[name]
+    fake.greet = fake.scripted = False
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    for direction, frame in frames:
+        if direction == "client":
+            await ws.send_frame(frame, WSMsgType.TEXT)
+            await fake.next_frame()
+        else:
+            await fake.send(frame)
+            await ws.receive(timeout=5)
+    await ws.close()
+    await asyncio.sleep(0.05)
+    log = tmp_path / "earshot.jsonl"
+    log.write_bytes(b"".join(sink.lines))
+
+    (session,) = build([str(log)]).rows
+    figures = session.figures()
+    turns = sink.records("realtime.turn")
+    usages = [orjson.loads(f)["response"]["usage"] for d, f in frames if b'"response.done"' in f]
+
+    assert len(usages) == figures["turns"] == len(turns)
+    output_audio = sum(u["output_token_details"]["audio_tokens"] for u in usages)
+    output_text = sum(u["output_token_details"]["text_tokens"] for u in usages)
+    assert (output_audio, output_text) == (
+        figures["tokens"]["output_audio"],
+        figures["tokens"]["output_text"],
+    )
+    expected_cost = round(sum(t["cost_usd"] for t in turns), 6) if turns else None
+    assert expected_cost == figures["cost_usd"]
+    assert ("client", 1000) == (figures["closed_by"], figures["code"])
