@@ -394,3 +394,34 @@ def test_a_port_in_use_is_one_line_on_stderr(tmp_path: Path) -> None:
     assert [f"earshot: cannot listen on 127.0.0.1:{port}: Address already in use"] == (
         done.stderr.splitlines()
     )
+
+
+def test_the_paced_demo_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    The paced demo's figures: two turns (vad, then client), one tool call, one
+    interruption, a cost.
+    """
+    log = tmp_path / "paced.jsonl"
+    with log.open("wb") as out:
+        subprocess.run(
+            [sys.executable, "-m", "proxy", "demo", "--timeline"],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+            cwd=ROOT,
+            check=True,
+        )
+    capsys.readouterr()
+
+    assert 0 == cli.main(["report", "--json", str(log)])
+    (session,) = json.loads(capsys.readouterr().out)["sessions"]
+
+    assert (2, 1, 1, "get_balance") == (
+        session["turns"],
+        session["tool_calls"],
+        session["interruptions"],
+        session["slowest_tool"]["name"],
+    )
+    assert session["cost_usd"] > 0
+    # The VAD turn waited for the tool-call arguments: ~850 ms from the end of speech.
+    assert 600 <= session["latency_ms"]["max"] <= 1500
