@@ -1,0 +1,163 @@
+"""
+The deployment kit (deploy/): the Kubernetes manifests validate against Kubernetes' own
+schemas (kubernetes-validate, offline), the sidecar is locked down and fits the drain,
+its config loads, and every query of the Grafana dashboard names a metric that a live
+`/metrics` exports after a session with turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kubernetes_validate
+import orjson
+import pytest
+import yaml
+
+from proxy.settings import load
+from tests.conftest import ProxyFactory
+from tests.fake_upstream import FakeUpstream
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+K8S = DEPLOY / "kubernetes"
+K8S_VERSION = "1.31"
+CORE_FILES = ["deployment.yaml", "secret.yaml", "networkpolicy.yaml"]
+
+
+def _docs(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+
+
+@pytest.mark.parametrize("name", CORE_FILES)
+def test_the_manifests_validate_against_kubernetes_schemas(name: str) -> None:
+    """
+    Each manifest is valid for Kubernetes 1.31, strictly (no unknown fields).
+    """
+    for doc in _docs(name):
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_kustomization_lists_every_manifest_and_the_config() -> None:
+    """
+    `kubectl apply -k` takes every manifest and makes the ConfigMap from earshot.yaml.
+    """
+    (kustomization,) = _docs("kustomization.yaml")
+
+    assert {*CORE_FILES, "podmonitor.yaml"} == set(kustomization["resources"])
+    assert ["earshot.yaml"] == kustomization["configMapGenerator"][0]["files"]
+    assert (K8S / "earshot.yaml").exists()
+
+
+def test_the_pods_earshot_config_loads() -> None:
+    """
+    The config the pod mounts is valid, listens where the app and Prometheus reach it.
+    """
+    settings = load(K8S / "earshot.yaml", environ={})
+
+    assert ("0.0.0.0", 8080) == (settings.listen.host, settings.listen.port)
+
+
+def test_the_sidecar_is_locked_down_probed_and_drains_in_time() -> None:
+    """
+    Non-root, read-only root filesystem, no privilege escalation, all capabilities
+    dropped; liveness on /healthz, readiness on /readyz; a grace period longer than the
+    drain (shutdown.grace_period plus 5 s to close); the app pointed at loopback.
+    """
+    (deployment,) = _docs("deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    (earshot,) = pod["initContainers"]
+    security = earshot["securityContext"]
+    grace = load(K8S / "earshot.yaml", environ={}).shutdown.grace_period
+
+    assert "Always" == earshot["restartPolicy"]  # a native sidecar: outlives the app
+    assert (True, True, False, ["ALL"]) == (
+        security["runAsNonRoot"],
+        security["readOnlyRootFilesystem"],
+        security["allowPrivilegeEscalation"],
+        security["capabilities"]["drop"],
+    )
+    assert ("/healthz", "/readyz") == (
+        earshot["livenessProbe"]["httpGet"]["path"],
+        earshot["readinessProbe"]["httpGet"]["path"],
+    )
+    assert pod["terminationGracePeriodSeconds"] > grace + 5
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert "ws://127.0.0.1:8080/v1" == env["OPENAI_WEBSOCKET_BASE_URL"]
+    assert "8080" == deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+
+
+def test_the_podmonitor_scrapes_the_sidecars_port() -> None:
+    """
+    The PodMonitor (a Prometheus Operator resource, outside Kubernetes' schemas) selects
+    the pod and scrapes the port the sidecar names.
+    """
+    (monitor,) = _docs("podmonitor.yaml")
+    (deployment,) = _docs("deployment.yaml")
+    ports = {
+        p["name"] for p in deployment["spec"]["template"]["spec"]["initContainers"][0]["ports"]
+    }
+
+    assert ("monitoring.coreos.com/v1", "PodMonitor") == (monitor["apiVersion"], monitor["kind"])
+    assert (
+        deployment["spec"]["selector"]["matchLabels"] == monitor["spec"]["selector"]["matchLabels"]
+    )
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
+
+
+def _event(kind: str, **fields: Any) -> bytes:
+    return orjson.dumps({"type": kind, **fields})
+
+
+async def test_every_dashboard_query_names_a_metric_earshot_exports(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """
+    After a session with a turn, a tool call, an interruption and an undecodable frame,
+    and a refused handshake, every metric a dashboard query names is on the live `/metrics`.
+    """
+    fake.scripted = False
+    proxy = await make_proxy()
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    await ws.receive(timeout=5)
+    await ws.send_str('{"type":"response.create"}')
+    await fake.next_frame()
+    usage = {"input_token_details": {"text_tokens": 5}, "output_token_details": {"audio_tokens": 5}}
+    for frame in (
+        _event("response.created", response={"id": "r"}),
+        _event("response.output_audio.delta", response_id="r", item_id="i", delta="AAAA"),
+        _event("response.function_call_arguments.done", response_id="r", call_id="c", name="f"),
+        _event("response.done", response={"id": "r", "status": "completed", "usage": usage}),
+        b"not json",
+    ):
+        await fake.send(frame)
+    for _ in range(5):
+        await ws.receive(timeout=5)
+    item = {"type": "function_call_output", "call_id": "c", "output": "{}"}
+    await ws.send_str(orjson.dumps({"type": "conversation.item.create", "item": item}).decode())
+    await ws.send_str('{"type":"conversation.item.truncate","item_id":"i","audio_end_ms":1}')
+    await fake.next_frame()
+    await fake.next_frame()
+    await ws.close()
+    fake.refuse = (429, b'{"error":{"message":"slow down"}}')  # and an upstream failure
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    await asyncio.sleep(0.05)
+    exported = set(
+        re.findall(r"(?m)^(earshot_\w+)[{ ]", await (await proxy.get("/metrics")).text())
+    )
+    dashboard = json.loads((DEPLOY / "grafana" / "earshot.json").read_text())
+
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bearshot_\w+", target["expr"])
+    }
+
+    assert len(dashboard["panels"]) >= 12
+    assert set() == queried - exported
