@@ -119,3 +119,32 @@ async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise AssertionError("earshot did not become healthy")
+
+
+async def lockstep(ws: Any, fake: Any, frames: list[tuple[str, bytes]]) -> list[bytes]:
+    """Play frames through the proxy in wire order (client frames from `ws`, server
+    frames from the fake upstream), each received before the next is sent; what arrived
+    on the other side, in order."""
+    arrived = []
+    for direction, frame in frames:
+        if direction == "client":
+            await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+            arrived.append(await fake.next_frame())
+        else:
+            await fake.send(frame)
+            arrived.append((await ws.receive(timeout=5)).data.encode())
+    return arrived
+
+
+async def scripted_session(proxy: Any, **ws_kwargs: Any) -> None:
+    """The demo's scripted conversation through `proxy`, until its `response.done`."""
+    from proxy.demo import conversation
+
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", **ws_kwargs)
+    for event in conversation():
+        await ws.send_str(orjson.dumps(event).decode())
+    async for msg in ws:
+        if '"response.done"' in msg.data:
+            break
+    await ws.close()
+    await asyncio.sleep(0.05)

@@ -7,7 +7,6 @@ Golden records: the demo's scripted session (an API key, an MCP tool with creden
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.demo import DEMO_API_KEY, conversation
+from proxy.demo import DEMO_API_KEY
 from tests.conftest import MemorySink, ProxyFactory
+from tests.helpers import scripted_session
 
 GOLDEN = Path(__file__).parent / "data" / "golden_session.jsonl"
 DOCS = Path(__file__).parent.parent / "docs" / "logging.md"
@@ -44,16 +44,7 @@ def _normalise(record: dict[str, Any]) -> dict[str, Any]:
 
 async def _session(make_proxy: ProxyFactory, sink: MemorySink) -> list[bytes]:
     proxy = await make_proxy()
-    ws = await proxy.ws_connect(
-        "/v1/realtime?model=gpt-realtime", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
-    )
-    for event in conversation():
-        await ws.send_str(orjson.dumps(event).decode())
-    async for msg in ws:
-        if '"response.done"' in msg.data:
-            break
-    await ws.close()
-    await asyncio.sleep(0.05)
+    await scripted_session(proxy, headers={"Authorization": f"Bearer {DEMO_API_KEY}"})
     return [orjson.dumps(_normalise(r)) for r in sink.records()]
 
 

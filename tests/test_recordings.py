@@ -10,11 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import WSMsgType
 
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import recorded_exchanges, recorded_sessions, sdk_event_types
+from tests.helpers import lockstep, recorded_exchanges, recorded_sessions, sdk_event_types
 
 SESSIONS = recorded_sessions()
 EXCHANGES = recorded_exchanges()
@@ -36,15 +35,10 @@ async def test_a_recorded_session_replays_exactly_and_decodes_typed(
     proxy = await make_proxy(log={"events": {"default": "full"}})
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
 
-    for direction, frame in frames:
-        if direction == "client":
-            await ws.send_frame(frame, WSMsgType.TEXT)
-            assert frame == await fake.next_frame()
-        else:
-            await fake.send(frame)
-            msg = await ws.receive(timeout=5)
-            assert frame == msg.data.encode()
+    arrived = await lockstep(ws, fake, frames)
     await ws.close()
+
+    assert [frame for _, frame in frames] == arrived
 
     records = sink.records("realtime.event")
     assert [] == sink.records("realtime.undecodable")

@@ -14,14 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import WSMsgType
 
 from proxy import cli
-from proxy.demo import conversation
 from proxy.report import Filters, as_json, build, html, table
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import recorded_sessions
+from tests.helpers import lockstep, recorded_sessions, scripted_session
 
 
 def _record(conn: str, event: str, ts: str = "2026-12-01T10:00:00.000000Z", **fields: Any) -> bytes:
@@ -146,15 +144,7 @@ async def test_the_golden_session(
     turn with its usage and cost, closed by the client; the table fits 100 columns and
     the JSON schema is stable.
     """
-    proxy = await make_proxy()
-    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
-    for event in conversation():
-        await ws.send_str(orjson.dumps(event).decode())
-    async for msg in ws:
-        if '"response.done"' in msg.data:
-            break
-    await ws.close()
-    await asyncio.sleep(0.05)
+    await scripted_session(await make_proxy())
     log = tmp_path / "earshot.jsonl"
     log.write_bytes(b"".join(sink.lines))
 
@@ -309,13 +299,7 @@ async def test_a_recorded_sessions_report_matches_its_records(
     fake.greet = fake.scripted = False
     proxy = await make_proxy()
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
-    for direction, frame in frames:
-        if direction == "client":
-            await ws.send_frame(frame, WSMsgType.TEXT)
-            await fake.next_frame()
-        else:
-            await fake.send(frame)
-            await ws.receive(timeout=5)
+    await lockstep(ws, fake, frames)
     await ws.close()
     await asyncio.sleep(0.05)
     log = tmp_path / "earshot.jsonl"
