@@ -193,52 +193,21 @@ class TurnTracker:
         self._calls: dict[str, _Call] = {}
         self._items: dict[str, tuple[str | None, int]] = {}  # item -> (response, audio bytes)
         self.totals = _Totals()
-        self._client: dict[str, Callable[[Any, float], None]] = {
-            "input_audio_buffer.append": self._append,
-            "input_audio_buffer.commit": self._commit,
-            "response.create": self._response_create,
-            "conversation.item.create": self._item_create,
-            "conversation.item.truncate": self._truncate,
-            "session.update": self._session_config,
-        }
-        # Handlers by event class, worked out on first sight (the per-frame lookup).
-        self._by_class: dict[tuple[str, type], Callable[[Any, float], None] | None] = {}
-        self._server: dict[str, Callable[[Any, float], None]] = {
-            "session.created": self._session,
-            "session.updated": self._session,
-            "input_audio_buffer.speech_started": self._speech_started,
-            "input_audio_buffer.speech_stopped": self._speech_stopped,
-            "response.created": self._response_created,
-            "response.output_audio.delta": self._audio_delta,
-            "response.audio.delta": self._audio_delta,
-            "response.output_text.delta": self._text_delta,
-            "response.text.delta": self._text_delta,
-            "response.output_audio_transcript.delta": self._text_delta,
-            "response.audio_transcript.delta": self._text_delta,
-            "response.function_call_arguments.delta": self._other_delta,
-            "response.function_call_arguments.done": self._arguments_done,
-            "response.done": self._response_done,
-            "input_audio_buffer.committed": self._committed,
-            "conversation.item.input_audio_transcription.delta": self._transcript_delta,
-            "conversation.item.input_audio_transcription.completed": self._transcribed,
-            "transcription_session.created": self._session,
-            "transcription_session.updated": self._session,
-        }
 
     # --- the per-frame entry ------------------------------------------------------------
 
     def observe(self, direction: str, event: Any, now: float) -> None:
         """One decoded event, forwarded at `now` (monotonic seconds). Never raises."""
         key = (direction, type(event))
-        handler = self._by_class.get(key, _UNSEEN)
+        handler = _BY_CLASS.get(key, _UNSEEN)
         if handler is _UNSEEN:
-            handlers = self._client if direction == "client" else self._server
+            handlers = _CLIENT_HANDLERS if direction == "client" else _SERVER_HANDLERS
             handler = handlers.get(getattr(type(event), "TYPE", ""))
-            if len(self._by_class) < 256:
-                self._by_class[key] = handler
+            if len(_BY_CLASS) < 512:  # event classes, and the unknown ones seen
+                _BY_CLASS[key] = handler
         if handler is not None:
             try:
-                handler(event, now)
+                handler(self, event, now)
             except Exception:  # noqa: BLE001 (turns are observations: never the traffic)
                 return
 
@@ -535,3 +504,38 @@ class TurnTracker:
                 "max": max(latencies) if latencies else None,
             },
         }
+
+
+# Which method follows which event, by direction: one table for every session.
+_Handler = Callable[[TurnTracker, Any, float], None]
+_CLIENT_HANDLERS: Final[dict[str, _Handler]] = {
+    "input_audio_buffer.append": TurnTracker._append,
+    "input_audio_buffer.commit": TurnTracker._commit,
+    "response.create": TurnTracker._response_create,
+    "conversation.item.create": TurnTracker._item_create,
+    "conversation.item.truncate": TurnTracker._truncate,
+    "session.update": TurnTracker._session_config,
+}
+_SERVER_HANDLERS: Final[dict[str, _Handler]] = {
+    "session.created": TurnTracker._session,
+    "session.updated": TurnTracker._session,
+    "input_audio_buffer.speech_started": TurnTracker._speech_started,
+    "input_audio_buffer.speech_stopped": TurnTracker._speech_stopped,
+    "response.created": TurnTracker._response_created,
+    "response.output_audio.delta": TurnTracker._audio_delta,
+    "response.audio.delta": TurnTracker._audio_delta,
+    "response.output_text.delta": TurnTracker._text_delta,
+    "response.text.delta": TurnTracker._text_delta,
+    "response.output_audio_transcript.delta": TurnTracker._text_delta,
+    "response.audio_transcript.delta": TurnTracker._text_delta,
+    "response.function_call_arguments.delta": TurnTracker._other_delta,
+    "response.function_call_arguments.done": TurnTracker._arguments_done,
+    "response.done": TurnTracker._response_done,
+    "input_audio_buffer.committed": TurnTracker._committed,
+    "conversation.item.input_audio_transcription.delta": TurnTracker._transcript_delta,
+    "conversation.item.input_audio_transcription.completed": TurnTracker._transcribed,
+    "transcription_session.created": TurnTracker._session,
+    "transcription_session.updated": TurnTracker._session,
+}
+# Handlers by (direction, event class), worked out on first sight: the per-frame lookup.
+_BY_CLASS: Final[dict[tuple[str, type], _Handler | None]] = {}
