@@ -55,20 +55,21 @@ class EventPolicy:
     def mode(self, event_type: str) -> EventMode:
         """The mode for one event type: exact name, then the first matching glob, then the
         default."""
-        cached = self.cache.get(event_type)
-        if cached is not None:
-            return cached
-        exact = self._exact.get(event_type)
-        mode = (
-            exact
-            if exact is not None
-            else next((v for k, v in self._globs if fnmatch.fnmatchcase(event_type, k)), None)
-        )
+        mode = self.cache.get(event_type)
         if mode is None:
-            mode = self.default
-        if len(self.cache) < _POLICY_CACHE_MAX:
-            self.cache[event_type] = mode
+            mode = self._resolve(event_type)
+            if len(self.cache) < _POLICY_CACHE_MAX:
+                self.cache[event_type] = mode
         return mode
+
+    def _resolve(self, event_type: str) -> EventMode:
+        exact = self._exact.get(event_type)
+        if exact is not None:
+            return exact
+        for pattern, mode in self._globs:
+            if fnmatch.fnmatchcase(event_type, pattern):
+                return mode
+        return self.default
 
 
 def _is_glob(key: str) -> bool:

@@ -56,7 +56,6 @@ _MAX_SCAN: Final = 256 * 1024  # characters: a longer string is logged as its le
 _FRAME_BUDGET: Final = 1 << 20  # characters scanned per rendered event; past it, lengths only
 _PARTIAL_MIN: Final = 8  # a key's prefix this long at the end of a value counts as a key
 
-_SECRET_HEADERS: Final = frozenset({"proxy-authorization", "api-key", "set-cookie"})
 _INSECURE_KEY_PREFIX: Final = "openai-insecure-api-key."
 _MEDIA_TYPE = re.compile(r"[\w.+\-]{1,40}/[\w.+\-]{1,60}")
 _MAX_DEPTH: Final = 24
@@ -86,8 +85,12 @@ class Redactor:
         self._key = policy.fingerprint_key
         secret_re = "|".join((*SECRET_PATTERNS, *policy.patterns))
         self._secret = re.compile(secret_re)
-        # `regex` for what `re` cannot do: a match that the end of a value cuts short.
-        self._partial = regex.compile(secret_re)
+        # `regex` for what `re` cannot do: a match that the end of a value cuts short. (A
+        # configured pattern that `re` takes and `regex` does not keeps its full matches.)
+        try:
+            self._partial = regex.compile(secret_re)
+        except regex.error:
+            self._partial = regex.compile("|".join(SECRET_PATTERNS))
         self._scrub_re = re.compile(f"(?P<s>{secret_re})|(?P<b>{_BLOB})")
         self._conv = protocol.make_converter()
         self._register_hooks()
@@ -367,7 +370,7 @@ class Redactor:
         out: dict[str, Any] = {}
         for name, value in headers:
             lname = name.lower()
-            if lname in _SECRET_HEADERS or is_secret_name(lname):
+            if is_secret_name(lname):
                 rendered: Any = self.secret(value)
             elif lname == "sec-websocket-protocol":
                 rendered = self.subprotocols(value.split(","))
