@@ -1,31 +1,39 @@
 # syntax=docker/dockerfile:1
 # earshot: a logging and redaction proxy for OpenAI Realtime traffic.
+#
+# BASE is any image with Python >= 3.11 as `python3` and its venv module: the official
+# python image by default, or a Debian base made from packages (tools/build_image.py).
+ARG BASE=python:3.11-slim
 
 # --- build: wheels for the locked dependencies and for earshot itself ----------------
-FROM python:3.11-slim AS build
+FROM ${BASE} AS build
 WORKDIR /src
+RUN python3 -m venv /opt/build
 # Dependencies first, in their own layer: it changes only when the lock file does.
 COPY requirements.lock ./
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
+RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY protocol ./protocol
 COPY proxy ./proxy
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- runtime ---------------------------------------------------------------------------
-FROM python:3.11-slim
+FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PATH=/opt/earshot/bin:$PATH \
     EARSHOT_LISTEN_HOST=0.0.0.0
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels earshot \
+RUN python3 -m venv /opt/earshot \
+    && /opt/earshot/bin/pip install --no-cache-dir --no-index --find-links /wheels earshot \
     && rm -rf /wheels \
-    && useradd --system --uid 10001 --no-create-home earshot
+    && groupadd --gid 10001 earshot \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin earshot
 WORKDIR /app
 COPY config ./config
-USER earshot
+USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
+    CMD ["python3", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["earshot"]
 CMD ["--config", "/app/config/default.yaml"]
