@@ -28,6 +28,7 @@ from proxy.records import EventPolicy
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
+from proxy.workers import Siblings
 
 _ENCODED_SEPARATOR: Final = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
 
@@ -63,8 +64,15 @@ def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) 
     )
 
 
-def make_app(settings: Settings, log: Logger, *, metrics: Metrics | None = None) -> web.Application:
-    """The earshot application, logging through `log` (a structlog bound logger)."""
+def make_app(
+    settings: Settings,
+    log: Logger,
+    *,
+    metrics: Metrics | None = None,
+    siblings: Siblings | None = None,
+) -> web.Application:
+    """The earshot application, logging through `log` (a structlog bound logger); a
+    worker's `/metrics` adds up its `siblings`' too."""
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
     state = app[APP] = AppState(
         settings=settings,
@@ -75,6 +83,7 @@ def make_app(settings: Settings, log: Logger, *, metrics: Metrics | None = None)
         metrics=metrics or Metrics(),
         prices=shipped_table().with_overrides(settings.pricing),
         forward_prefixes=tuple(settings.upstream.forward_prefixes),
+        siblings=siblings,
     )
     state.metrics.watch(lambda: state.recorders)
     app.cleanup_ctx.append(_client_session)
@@ -152,7 +161,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """`GET /metrics`: Prometheus text format."""
+    """`GET /metrics`: Prometheus text format, for every worker at once."""
     state = request.app[APP]
     body = generate_latest(state.metrics.registry)
+    if state.siblings is not None:
+        body = await state.siblings.whole(body)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -21,6 +21,7 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Redactor
 from proxy.settings import Settings
 from proxy.upstream import Upstream
+from proxy.workers import Siblings
 
 
 @attrs.define(eq=False)
@@ -38,6 +39,8 @@ class AppState:
     http: aiohttp.ClientSession | None = None
     draining: bool = False
     forward_prefixes: tuple[str, ...] = ()
+    # With several workers: where the others' metrics are, so a scrape adds them up.
+    siblings: Siblings | None = None
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
     recorders: set[Recorder] = attrs.field(factory=set)
     # Set while no session is open: what a drain waits for.

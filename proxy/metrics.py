@@ -9,12 +9,21 @@ low-cardinality words: never an id, a path with ids, a key or a reason text.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from proxy.pricing import token_counts
@@ -85,6 +94,10 @@ class Metrics:
             "earshot_asyncio_tasks", "asyncio tasks alive in this process", registry=self.registry
         )
         self.tasks.set_function(_task_count)
+        # 1 in each process: a scrape that adds workers up says how many it added.
+        Gauge(
+            "earshot_workers", "Worker processes this scrape adds up", registry=self.registry
+        ).set(1)
         self.sessions_active = Gauge(
             "earshot_sessions_active", "Open WebSocket sessions", registry=self.registry
         )
@@ -182,3 +195,46 @@ class Metrics:
     def dropped(self, n: int) -> None:
         """Count records dropped."""
         self.totals.records_dropped += n
+
+
+# Families that are a moment or a limit, not an amount: the earliest (or smallest) worker's
+# value stands for the whole. Every other family is a count or a current amount, and sums.
+_SMALLEST = frozenset({"process_start_time_seconds", "process_max_fds"})
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def merge_exposition(texts: Sequence[str]) -> bytes:
+    """Several workers' `/metrics` texts as one: each sample (name and labels) summed
+    across them — counters, histogram buckets, sums and counts, and gauges such as open
+    sessions, tasks and resident memory — except the `_created` times, the start time and
+    the open-files limit, where the smallest stands."""
+    families: dict[str, Metric] = {}
+    samples: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], list[Any]]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                samples[family.name] = {}
+            smallest = family.name in _SMALLEST or family.name.endswith("_created")
+            seen = samples[family.name]
+            for sample in family.samples:
+                key = (sample.name, frozenset(sample.labels.items()))
+                if key not in seen:
+                    seen[key] = [sample.name, sample.labels, sample.value]
+                elif smallest:
+                    seen[key][2] = min(seen[key][2], sample.value)
+                else:
+                    seen[key][2] += sample.value
+    for name, family in families.items():
+        for sample_name, labels, value in samples[name].values():
+            family.add_sample(sample_name, labels, value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))
+    return generate_latest(registry)

@@ -4,7 +4,8 @@ Serving: the process lifecycle around the app — listen, drain on SIGTERM, exit
 A drain turns `/readyz` false and refuses new upgrades, lets open sessions finish for up
 to `shutdown.grace_period` seconds, then closes the rest with 1001 (going away), stops
 the listener and flushes the log. With `listen.workers > 1`, the parent forks that many
-workers that share the port through `SO_REUSEPORT` and forwards signals to them.
+workers that share the port through `SO_REUSEPORT` and forwards signals to them; each
+worker's `/metrics` adds up all of them (`proxy.workers`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import asyncio
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
@@ -26,6 +30,7 @@ from proxy.log import Logger, LogSink, configure, make_logger, route_library_log
 from proxy.metrics import Metrics
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
+from proxy.workers import Siblings
 
 
 def _install_uvloop() -> None:
@@ -63,9 +68,10 @@ async def serve(
     *,
     reuse_port: bool = False,
     reopen_log: Callable[[], None] | None = None,
+    siblings: Siblings | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain and return. SIGHUP calls `reopen_log`."""
-    app = make_app(settings, log, metrics=metrics)
+    app = make_app(settings, log, metrics=metrics, siblings=siblings)
     runner = AdmittingRunner(
         app,
         header_timeout=settings.limits.header_timeout,
@@ -78,8 +84,11 @@ async def serve(
     site = web.TCPSite(
         runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
     )
+    own_metrics = None
     try:
         await site.start()
+        if siblings is not None:
+            own_metrics = await siblings.serve(metrics)
     except BaseException:
         await runner.cleanup()  # the app's client session, closed: no "Unclosed" noise
         raise
@@ -98,6 +107,8 @@ async def serve(
     await stop.wait()
     await drain(app, settings.shutdown.grace_period)
     await runner.cleanup()
+    if own_metrics is not None:
+        await own_metrics.cleanup()
     log.info("proxy.stop", pid=os.getpid())
 
 
@@ -117,7 +128,7 @@ def run(settings: Settings) -> int:
     return _run_one(settings, reuse_port=False)
 
 
-def _run_one(settings: Settings, *, reuse_port: bool) -> int:
+def _run_one(settings: Settings, *, reuse_port: bool, siblings: Siblings | None = None) -> int:
     metrics = Metrics()
     try:
         sink = LogSink(
@@ -135,7 +146,16 @@ def _run_one(settings: Settings, *, reuse_port: bool) -> int:
     route_library_logging(log, Redactor(Policy()).scrub_text)
     _install_uvloop()
     try:
-        asyncio.run(serve(settings, log, metrics, reuse_port=reuse_port, reopen_log=sink.reopen))
+        asyncio.run(
+            serve(
+                settings,
+                log,
+                metrics,
+                reuse_port=reuse_port,
+                reopen_log=sink.reopen,
+                siblings=siblings,
+            )
+        )
     except OSError as exc:
         log.error("proxy.failed", error=type(exc).__name__, errno=exc.errno)
         sys.stderr.write(
@@ -149,11 +169,13 @@ def _run_one(settings: Settings, *, reuse_port: bool) -> int:
 
 
 def _run_workers(settings: Settings) -> int:
+    count = settings.listen.workers
+    folder = Path(tempfile.mkdtemp(prefix="earshot-workers-"))  # mode 0700
     children: list[int] = []
-    for _ in range(settings.listen.workers):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:  # pragma: no cover (runs in the child)
-            code = _run_one(settings, reuse_port=True)
+            code = _run_one(settings, reuse_port=True, siblings=Siblings(folder, index, count))
             os._exit(code)
         children.append(pid)
 
@@ -169,4 +191,5 @@ def _run_workers(settings: Settings) -> int:
     for child in children:
         _, code = os.waitpid(child, 0)
         status = status or os.waitstatus_to_exitcode(code)
+    shutil.rmtree(folder, ignore_errors=True)
     return status

@@ -1,7 +1,7 @@
 """
 The command line and the process: config validation and exit codes, environment
-overrides, `check-config`, `demo`, the Dockerfile's command line, and a SIGTERM drain
-of a real earshot process with open sessions.
+overrides, `check-config`, `demo`, the Dockerfile's command line, a SIGTERM drain of a
+real earshot process with open sessions, and metrics across workers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import cli
 from proxy.settings import ConfigError, load, parse
@@ -425,3 +426,88 @@ def test_the_paced_demo_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert session["cost_usd"] > 0
     # The VAD turn waited for the tool-call arguments: ~850 ms from the end of speech.
     assert 600 <= session["latency_ms"]["max"] <= 1500
+
+
+def _sessions_per_worker(parent: int, port: int) -> dict[int, int]:
+    """Established connections to `port` that each child of `parent` holds, from /proc."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])  # the socket's inode
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    counts = {}
+    for child in map(int, children):
+        inodes = set()
+        for fd in Path(f"/proc/{child}/fd").iterdir():
+            target = os.readlink(fd) if fd.is_symlink() else ""
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        counts[child] = len(inodes & established)
+    return counts
+
+
+def _sample_sum(text: str, sample: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and labels.items() <= s.labels.items()
+    )
+
+
+async def test_one_scrape_adds_up_every_worker(upstream: Any, tmp_path: Path) -> None:
+    """
+    With `listen.workers: 2` and sessions on both workers, every scrape of the shared
+    port shows the whole process: both workers, all sessions, all frames. On SIGTERM
+    both exit and the folder of their metrics sockets is gone.
+    """
+    port, _log, config = _config(upstream, tmp_path, "")
+    config.write_text(config.read_text().replace("listen: {", "listen: {workers: 2, "))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--config", str(config)],
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(port, proc)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            for _ in range(100):  # until both workers serve their metrics socket
+                async with http.get(f"{url}/metrics") as answer:
+                    if _sample_sum(await answer.text(), "earshot_workers") == 2:
+                        break
+                await asyncio.sleep(0.1)
+            sockets = []
+            while len(sockets) < 8 or min(_sessions_per_worker(proc.pid, port).values()) < 2:
+                assert len(sockets) < 64, _sessions_per_worker(proc.pid, port)
+                ws = await http.ws_connect(f"{url}/v1/realtime?model=gpt-realtime")
+                await ws.receive(timeout=5)
+                await ws.send_str('{"type":"conversation.item.retrieve","item_id":"i"}')
+                sockets.append(ws)
+            per_worker = _sessions_per_worker(proc.pid, port)
+            assert 2 == len(per_worker)
+            assert len(sockets) == sum(per_worker.values())
+            n = len(sockets)
+            for _ in range(50):  # until the last frame is relayed
+                async with http.get(f"{url}/metrics") as answer:
+                    text = await answer.text()
+                if _sample_sum(text, "earshot_frames_total", direction="client") == n:
+                    break
+                await asyncio.sleep(0.1)
+            for _ in range(6):  # one scrape after another, each reaching either worker
+                async with http.get(f"{url}/metrics") as answer:
+                    text = await answer.text()
+                assert 2 == _sample_sum(text, "earshot_workers")
+                assert n == _sample_sum(text, "earshot_sessions_active")
+                assert n == _sample_sum(text, "earshot_sessions_total")
+                assert n == _sample_sum(text, "earshot_frames_total", direction="client")
+            for ws in sockets:
+                await ws.close()
+        proc.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [] == list(tmp.iterdir())

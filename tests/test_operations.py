@@ -1,16 +1,21 @@
 """
 Operating the proxy: a key the proxy holds, compression offered by older clients, a path
-prefix, and the Prometheus metrics (with nothing secret or high-cardinality in labels).
+prefix, and the Prometheus metrics (with nothing secret or high-cardinality in labels,
+and one scrape adding up several workers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.metrics import Metrics, merge_exposition
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 
@@ -141,3 +146,52 @@ async def test_rest_request_is_logged_before_it_is_forwarded(
     assert ("http.request", "http.exchange") == (request["event"], exchange["event"])
     assert request["conn"] == exchange["conn"]
     assert request["request"] == exchange["request"]
+
+
+def test_workers_metrics_add_up_counters_histograms_and_gauges() -> None:
+    """
+    Two workers' expositions merge into one that the Prometheus parser reads back:
+    counters, histogram buckets, sums and counts, open sessions and memory are summed
+    per label set; `_created`, the start time and the open-files limit keep the smallest.
+    """
+    texts = []
+    for sessions, latency, started in ((2, 0.4, 1000.0), (3, 2.5, 900.0)):
+        m = Metrics()
+        m.sessions.labels(protocol="ga").inc(sessions)
+        m.sessions.labels(protocol="beta").inc(1)
+        m.sessions_active.set(sessions)
+        m.turn_latency.labels(trigger="vad").observe(latency)
+        text = generate_latest(m.registry).decode()
+        texts.append(
+            re.sub(
+                r"^process_start_time_seconds .*$",
+                f"process_start_time_seconds {started}",
+                text,
+                flags=re.M,
+            )
+        )
+    merged = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(merge_exposition(texts).decode())
+        for s in family.samples
+    }
+    created = [
+        s.value
+        for text in texts
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "earshot_sessions_created" and s.labels == {"protocol": "ga"}
+    ]
+
+    assert 2 == merged[("earshot_workers", ())]
+    assert 5 == merged[("earshot_sessions_total", (("protocol", "ga"),))]
+    assert 2 == merged[("earshot_sessions_total", (("protocol", "beta"),))]
+    assert 5 == merged[("earshot_sessions_active", ())]
+    bucket = "earshot_turn_latency_seconds_bucket"
+    assert 1 == merged[(bucket, (("le", "0.5"), ("trigger", "vad")))]
+    assert 2 == merged[(bucket, (("le", "3.0"), ("trigger", "vad")))]
+    assert 2 == merged[("earshot_turn_latency_seconds_count", (("trigger", "vad"),))]
+    assert pytest.approx(2.9) == merged[("earshot_turn_latency_seconds_sum", (("trigger", "vad"),))]
+    assert 900.0 == merged[("process_start_time_seconds", ())]
+    assert min(created) == merged[("earshot_sessions_created", (("protocol", "ga"),))]
+    assert merged[("process_resident_memory_bytes", ())] > 0
