@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy import relay, rest
 from proxy.context import APP, AppState
+from proxy.heartbeat import Heartbeat
 from proxy.log import Logger
 from proxy.metrics import Metrics
 from proxy.pricing import shipped_table
@@ -84,10 +85,13 @@ def make_app(
         prices=shipped_table().with_overrides(settings.pricing),
         forward_prefixes=tuple(settings.upstream.forward_prefixes),
         siblings=siblings,
+        heartbeat=Heartbeat(settings.upstream.heartbeat) if settings.upstream.heartbeat else None,
     )
     state.metrics.watch(lambda: state.recorders)
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_summary_clock)
+    if state.heartbeat is not None:
+        app.cleanup_ctx.append(state.heartbeat.running)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -14,6 +14,7 @@ import aiohttp
 import attrs
 from aiohttp import web
 
+from proxy.heartbeat import Heartbeat
 from proxy.log import Logger
 from proxy.metrics import Metrics
 from proxy.pricing import PriceTable
@@ -41,6 +42,8 @@ class AppState:
     forward_prefixes: tuple[str, ...] = ()
     # With several workers: where the others' metrics are, so a scrape adds them up.
     siblings: Siblings | None = None
+    # The one clock that pings every session's quiet legs (None: `upstream.heartbeat: 0`).
+    heartbeat: Heartbeat | None = None
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
     recorders: set[Recorder] = attrs.field(factory=set)
     # Set while no session is open: what a drain waits for.

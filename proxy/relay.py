@@ -33,6 +33,7 @@ from proxy.closing import (
     sendable,
 )
 from proxy.context import APP, AppState, conn_id
+from proxy.heartbeat import Leg
 from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
 from proxy.turns import TurnTracker
@@ -78,13 +79,16 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     state.metrics.sessions_active.inc()
     state.metrics.sessions.labels(protocol=event_set).inc()
     pump: asyncio.Task[None] | None = None
+    legs = _Legs()
     try:
         await ws.prepare(request)
         _log_open(request, state, recorder, event_set, up.protocol)
         pump = asyncio.create_task(
-            _upstream_to_client(up, ws, recorder, state, end, turns), name=f"earshot-pump-{conn}"
+            _upstream_to_client(up, ws, recorder, state, end, turns, legs),
+            name=f"earshot-pump-{conn}",
         )
-        await _client_to_upstream(ws, up, recorder, state, end, pump, turns)
+        legs.watch(state, request, ws, up, recorder, end, pump)
+        await _client_to_upstream(ws, up, recorder, state, end, pump, turns, legs)
     except (ConnectionResetError, aiohttp.ClientError, OSError):
         end.set("client" if ws.closed else "upstream", WSCloseCode.ABNORMAL_CLOSURE)
     except asyncio.CancelledError:
@@ -92,7 +96,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
         raise
     finally:
+        legs.forget(state)
         await _finish(pump, end, up, ws)
+        await legs.settled()
         state.session_closed(ws, recorder)
         state.metrics.session_ended(recorder.counts)
         state.metrics.sessions_active.dec()
@@ -119,9 +125,9 @@ def _client_socket(
         protocols=(up.protocol,) if up.protocol else (),
         # aiohttp refuses a message whose size *equals* max_msg_size; ours is inclusive.
         max_msg_size=settings.limits.max_frame_bytes + 1,
-        heartbeat=settings.upstream.heartbeat or None,  # 0: no pings
+        heartbeat=None,  # the app's one clock pings (proxy.heartbeat)
         autoclose=False,
-        autoping=True,
+        autoping=False,  # the relay answers pings, and notes pongs for the clock
         decode_text=False,
         # permessage-deflate only where the upstream agreed to it too: the client gets
         # what it would get connecting directly, and the proxy does not compress every
@@ -257,9 +263,9 @@ async def _ws_connect(
         headers=state.upstream.headers(request.headers.items()),
         protocols=state.upstream.subprotocols(offered),
         max_msg_size=settings.limits.max_frame_bytes + 1,
-        heartbeat=settings.upstream.heartbeat or None,  # 0: no pings
+        heartbeat=None,  # the app's one clock pings (proxy.heartbeat)
         autoclose=False,
-        autoping=True,
+        autoping=False,  # the relay answers pings, and notes pongs for the clock
         decode_text=False,
         timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT),
         # Offered upstream only if the client offered it (browsers always do).
@@ -310,11 +316,15 @@ async def _client_to_upstream(
     end: Ending,
     pump: asyncio.Task[None],
     turns: TurnTracker | None,
+    legs: _Legs,
 ) -> None:
     """Read the client until the session ends, forwarding to the upstream."""
     while True:
         msg = await ws.receive()
         if await _forward(msg, "client", up, recorder, end, turns):
+            continue
+        if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
+            await _control(msg, ws, legs.client)
             continue
         if end.by is not None or pump.done():
             return  # the upstream side ended the session, or the upstream is gone
@@ -342,11 +352,15 @@ async def _upstream_to_client(
     state: AppState,
     end: Ending,
     turns: TurnTracker | None,
+    legs: _Legs,
 ) -> None:
     """Read the upstream until the session ends, forwarding to the client."""
     while True:
         msg = await up.receive()
         if await _forward(msg, "server", ws, recorder, end, turns):
+            continue
+        if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
+            await _control(msg, up, legs.upstream)
             continue
         if end.by is not None:
             return  # the client side is closing us
@@ -362,6 +376,71 @@ async def _upstream_to_client(
             state.metrics.upstream_failures.labels(kind="dropped").inc()
             await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
         return
+
+
+async def _control(
+    msg: aiohttp.WSMessage,
+    sock: web.WebSocketResponse[Any] | aiohttp.ClientWebSocketResponse[Any],
+    leg: Leg | None,
+) -> None:
+    """A ping is answered on its own leg (pings are per hop, not forwarded); a ping or
+    pong tells the clock the leg is alive."""
+    if leg is not None:
+        leg.heard()
+    if msg.type is WSMsgType.PING:
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError, OSError, RuntimeError):
+            await sock.pong(msg.data)
+
+
+class _Legs:
+    """A session's two legs on the app's heartbeat clock, and what a dead one does."""
+
+    def __init__(self) -> None:
+        self.client: Leg | None = None
+        self.upstream: Leg | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def watch(
+        self,
+        state: AppState,
+        request: web.Request,
+        ws: web.WebSocketResponse[Any],
+        up: aiohttp.ClientWebSocketResponse[Any],
+        recorder: Recorder,
+        end: Ending,
+        pump: asyncio.Task[None],
+    ) -> None:
+        beat = state.heartbeat
+        if beat is None:
+            return
+
+        def client_dead() -> None:
+            # Gone without a Close (a phone out of range, a NAT that forgot the flow):
+            # drop the connection; the relay loop then closes the upstream with 1001.
+            end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
+            if request.transport is not None:
+                request.transport.abort()
+
+        def upstream_dead() -> None:
+            end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
+            state.metrics.upstream_failures.labels(kind="dropped").inc()
+            pump.cancel()
+            self._closing = asyncio.create_task(
+                close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
+            )
+
+        self.client = beat.watch(ws, recorder.counts["client"], client_dead)
+        self.upstream = beat.watch(up, recorder.counts["server"], upstream_dead)
+
+    def forget(self, state: AppState) -> None:
+        for leg in (self.client, self.upstream):
+            if leg is not None and state.heartbeat is not None:
+                state.heartbeat.forget(leg)
+
+    async def settled(self) -> None:
+        """Wait for a close a dead upstream started (bounded by its own timeout)."""
+        if self._closing is not None:
+            await asyncio.gather(self._closing, return_exceptions=True)
 
 
 async def _forward(

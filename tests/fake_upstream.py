@@ -37,7 +37,7 @@ class FakeUpstream:
         self.on_request: Any = None  # called as each REST request arrives
         self.resume = asyncio.Event()
         self.compress = True  # accept permessage-deflate when offered
-        self.autoping = True  # answer pings; when False, count them and answer none
+        self.autoping = True  # answer pings (when False, answer none); all are counted
         self.pings = 0
         # Canned REST answers, taken in order: (status, headers, body).
         self.answers: list[tuple[int, list[tuple[str, str]], bytes]] = []
@@ -76,7 +76,7 @@ class FakeUpstream:
             decode_text=False,
             autoclose=True,
             compress=self.compress,
-            autoping=self.autoping,
+            autoping=False,  # every ping is counted, and answered when `autoping`
         )
         await ws.prepare(request)
         self.sockets.append(ws)
@@ -87,6 +87,8 @@ class FakeUpstream:
         async for msg in ws:
             if msg.type is WSMsgType.PING:
                 self.pings += 1
+                if self.autoping:
+                    await ws.pong(msg.data)
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await self.frames.put((msg.type, msg.data))
                 if self.stall:

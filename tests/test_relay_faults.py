@@ -237,6 +237,57 @@ async def test_heartbeat_pings_both_legs_unless_it_is_0(
     await ws.close()
 
 
+async def test_an_upstream_that_stops_answering_pings_is_dropped(
+    make_proxy: ProxyFactory, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    An upstream whose pongs stop coming is dropped: the client gets 1011 "upstream
+    connection lost", the record says `upstream`/1006, and it counts as a dropped upstream.
+    """
+    fake.autoping = False
+    proxy = await make_proxy(upstream={"heartbeat": 0.2})
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
+    await ws.receive(timeout=5)
+
+    closing = await ws.receive(timeout=5)
+    await asyncio.sleep(0.05)
+    metrics = await (await proxy.get("/metrics")).text()
+
+    assert (WSMsgType.CLOSE, 1011, "upstream connection lost") == (
+        closing.type,
+        closing.data,
+        closing.extra,
+    )
+    assert fake.pings >= 1
+    assert ("upstream", 1006) == itemgetter("closed_by", "code")(sink.records("ws.close")[0])
+    assert 'earshot_upstream_failures_total{kind="dropped"} 1.0' in metrics
+    await ws.close()
+
+
+async def test_a_leg_that_carries_frames_is_not_pinged(
+    make_proxy: ProxyFactory, fake: FakeUpstream
+) -> None:
+    """
+    Pings go to quiet legs only: a client sending a frame every 50 ms gets none over
+    three heartbeat intervals, while the quiet upstream leg is pinged and, answering,
+    stays open.
+    """
+    proxy = await make_proxy(upstream={"heartbeat": 0.3})
+    ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", autoping=False)
+    await ws.receive(timeout=5)
+
+    received = []
+    for _ in range(20):
+        await ws.send_str('{"type":"input_audio_buffer.clear"}')
+        with contextlib.suppress(TimeoutError):
+            received.append((await ws.receive(timeout=0.05)).type)
+
+    assert [] == received
+    assert fake.pings >= 2
+    assert not ws.closed
+    await ws.close()
+
+
 async def test_stalled_upstream_back_pressures_the_client(proxy: Any, fake: FakeUpstream) -> None:
     """
     While the upstream does not read, the client cannot send without bound; once it
