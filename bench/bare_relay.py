@@ -1,9 +1,11 @@
 """
 The cheapest Python relay we can write with the same stack: aiohttp on both legs,
 `decode_text=False`, forward every frame, nothing else (no decode, no log, no metrics).
-The floor that earshot's own overhead is measured against.
+With `--parse`, the same relay also parses every frame with one `orjson.loads` before
+forwarding it: the floor of any relay that reads each event first, which earshot's own
+overhead is measured against.
 
-    python bench/bare_relay.py --port 9101 --upstream http://127.0.0.1:9100
+    python bench/bare_relay.py --port 9101 --upstream http://127.0.0.1:9100 [--parse]
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import WSMsgType, web
 
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
 CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)
+PARSE: web.AppKey[bool] = web.AppKey("parse", bool)
 
 
 async def relay(request: web.Request) -> web.WebSocketResponse[Any]:
+    parse = request.app[PARSE]
     up = await request.app[CLIENT].ws_connect(
         request.app[UPSTREAM] + request.path_qs, max_msg_size=0, decode_text=False
     )
@@ -29,6 +34,8 @@ async def relay(request: web.Request) -> web.WebSocketResponse[Any]:
     async def pump() -> None:
         async for msg in up:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if parse:
+                    orjson.loads(msg.data)
                 await ws.send_frame(msg.data, msg.type)
         await ws.close()
 
@@ -36,6 +43,8 @@ async def relay(request: web.Request) -> web.WebSocketResponse[Any]:
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if parse:
+                    orjson.loads(msg.data)
                 await up.send_frame(msg.data, msg.type)
     finally:
         task.cancel()
@@ -54,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--parse", action="store_true", help="orjson.loads every frame")
     args = parser.parse_args()
     try:
         import uvloop
@@ -63,6 +73,7 @@ def main() -> None:
         pass
     app = web.Application()
     app[UPSTREAM] = args.upstream
+    app[PARSE] = args.parse
     app.cleanup_ctx.append(_client)
     app.router.add_get("/{tail:.*}", relay)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)

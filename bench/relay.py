@@ -1,32 +1,40 @@
 """
-earshot against a direct connection, a bare aiohttp relay and nginx (and LiteLLM's
-realtime proxy when installed), under the same load, interleaved over rounds, in one run.
+earshot against a direct connection, the relays it is measured against, nginx and LiteLLM's
+realtime proxy, under the same load, interleaved over rounds, in one run.
 
-    python bench/relay.py                 # the full run (~5 minutes), table + bench/results/relay.json
+    python bench/relay.py                 # the full run (~15 minutes), table + bench/results/relay.json
     python bench/relay.py --quick         # fewer samples and steps, for a smoke check
+    python bench/relay.py --only parse,earshot   # some targets (direct always runs)
 
 It starts `bench/echo_upstream.py` (a Realtime-shaped echo), then each target in front of
-it: `direct` (no proxy), `bare` (`bench/bare_relay.py`: aiohttp, forward only), `earshot`
-(default config, log written to a file), `earshot2w` (the same, two
-workers sharing the port with SO_REUSEPORT), `nginx` (Debian's package as a WebSocket reverse
+it: `direct` (no proxy), `bare` (`bench/bare_relay.py`: aiohttp, forward only), `parse`
+(the same relay plus one `orjson.loads` of every frame before forwarding it: the floor of
+any relay that reads each event, and the yardstick of issue #14), `earshot` (default
+config, turn tracking on, log written to a file), `earshot2w` (the same, two workers
+sharing the port with SO_REUSEPORT), `nginx` (Debian's package as a WebSocket reverse
 proxy; skipped with a message if `nginx` is not installed), `litellm` (LiteLLM's proxy
 from `bench/.litellm/bin/litellm`; skipped with a message when absent). Measures:
 
 - added round-trip latency per frame (p50, p99) over the direct connection, one session,
-  ping-pong, for three kinds of round trip: `audio`, a 6.4 KB audio append answered by a
-  6.4 KB audio delta; `small`, a small text delta (the upstream's answer to a 2 ms audio
-  append: both frames are high-volume events, which the default policy summarises);
-  `full`, a small client event the default policy logs in full (`conversation.item.retrieve`,
-  one `realtime.event` record per frame) answered by a small text delta;
-- CPU time of the target's processes per relayed frame, during the `audio` and `small`
-  runs (`CPU µs/fr`), during the `full` runs (`CPU full`), and under the steady load of
-  100 concurrent audio sessions below (`CPU load`, connecting excluded);
+  ping-pong (paced: one frame in flight), for three kinds of round trip: `audio`, a 6.4 KB
+  audio append answered by a 6.4 KB audio delta; `small`, a small text delta (the
+  upstream's answer to a 2 ms audio append: both frames are high-volume events, which the
+  default policy summarises); `full`, a small client event the default policy logs in
+  full (`conversation.item.retrieve`, one `realtime.event` record per frame) answered by a
+  small text delta;
+- CPU time of the target's processes per relayed frame: during the paced `audio` and
+  `small` runs (`CPU µs/fr`), the `full` runs (`CPU full`), under the steady load of 100
+  concurrent audio sessions below (`CPU load`, connecting excluded), and back to back
+  (`b2b audio`, `b2b small`: one session, as fast as the round trips go with at most 32
+  in flight), with the back-to-back throughput (`b2b rt/s`);
 - the highest paced rate (20 ms audio appends, 16 sessions) with p99 round trip ≤ 5 ms;
-- concurrent audio sessions at 50 frames/s each way (6.4 KB) sustained with p99 ≤ 20 ms;
+- the session ceiling: concurrent audio sessions at 50 frames/s each way (6.4 KB) with
+  p99 ≤ 20 ms, the ramp raised until it breaks (up to 2,000);
 - resident memory per idle session (500 sessions).
 
-The load generator, the upstream and the target share this machine's cores: read the
-ratios, not the absolute figures.
+Then earshot against each target of issue #14, as a ratio to `parse` (or as the issue
+states it), met or missed. The load generator, the upstream and the target share this
+machine's cores: read the ratios, not the absolute figures.
 """
 
 from __future__ import annotations
@@ -110,6 +118,8 @@ KINDS: dict[str, Callable[[int], bytes]] = {
     "small": small_frame,
     "full": full_frame,
 }
+# The kinds measured back to back as well as paced.
+BURSTS = ("audio", "small")
 
 
 def _item_id(data: bytes) -> int | None:
@@ -216,23 +226,11 @@ def start_upstream(work: Path) -> Target:
 def start_targets(work: Path, up: int, only: set[str] | None, targets: list[Target]) -> None:
     """Start every target, appending each to `targets` as it starts (so all are stopped)."""
     targets.append(Target("direct", up))
-    bare = _free_port()
-    targets.append(
-        Target(
-            "bare",
-            bare,
-            subprocess.Popen(
-                [
-                    PY,
-                    str(ROOT / "bench" / "bare_relay.py"),
-                    "--port",
-                    str(bare),
-                    "--upstream",
-                    f"http://127.0.0.1:{up}",
-                ]
-            ),
-        )
-    )
+    for name, extra in (("bare", []), ("parse", ["--parse"])):
+        port = _free_port()
+        relay = [PY, str(ROOT / "bench" / "bare_relay.py"), "--port", str(port)]
+        upstream = ["--upstream", f"http://127.0.0.1:{up}", *extra]
+        targets.append(Target(name, port, subprocess.Popen([*relay, *upstream])))
     config = ROOT / "config" / "default.yaml"
     for name, workers in (("earshot", 1), ("earshot2w", 2)):
         port = _free_port()
@@ -337,6 +335,39 @@ async def ping_pong(url: str, make: Callable[[int], bytes], n: int) -> list[floa
     return times
 
 
+async def back_to_back(
+    url: str, make: Callable[[int], bytes], n: int, pids: list[int], window: int = 32
+) -> tuple[float, float]:
+    """n round trips on one session as fast as they go, at most `window` in flight (the
+    sender waits for answers, so nothing queues without bound); returns round trips per
+    second and the CPU seconds of `pids` meanwhile."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, max_msg_size=0, headers=HEADERS) as ws,
+    ):
+        await ws.receive(timeout=5)
+        room = asyncio.Semaphore(window)
+
+        async def reader() -> None:
+            answered = 0
+            while answered < n:
+                msg = await ws.receive(timeout=10)
+                data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                if _item_id(data) is not None:
+                    answered += 1
+                    room.release()
+
+        before = cpu_seconds(pids)
+        start = time.perf_counter()
+        task = asyncio.create_task(reader())
+        for i in range(n):
+            await room.acquire()
+            await ws.send_frame(make(i), aiohttp.WSMsgType.TEXT)
+        await task
+        elapsed = time.perf_counter() - start
+        return n / elapsed, cpu_seconds(pids) - before
+
+
 async def paced(
     url: str,
     sessions: int,
@@ -414,6 +445,9 @@ class Row:
     latency: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    b2b_cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BURSTS, 0.0))
+    b2b_frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BURSTS, 0))
+    b2b_rate: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in BURSTS})
     max_rate: float = 0.0
     sessions: int = 0
     load_cpu: float = float("nan")
@@ -444,6 +478,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rows[t.name].latency[kind] += await ping_pong(t.url, make, args.samples)
                     rows[t.name].cpu[kind] += cpu_seconds(t.pids()) - before
                     rows[t.name].frames[kind] += 2 * args.samples  # a round trip is two frames
+
+        print(
+            f"back to back: {args.rounds} rounds × {args.burst} round trips per kind, interleaved",
+            flush=True,
+        )
+        for _ in range(args.rounds):
+            for t in live:
+                for kind in BURSTS:
+                    rate, cpu = await back_to_back(t.url, KINDS[kind], args.burst, t.pids())
+                    rows[t.name].b2b_rate[kind].append(rate)
+                    rows[t.name].b2b_cpu[kind] += cpu
+                    rows[t.name].b2b_frames[kind] += 2 * args.burst
 
         print("max paced rate (20 ms appends, 16 sessions, p99 ≤ 5 ms)", flush=True)
         for t in live:
@@ -525,6 +571,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if proxied
             else None,
             "cpu_us_per_frame_load": row.load_cpu if proxied else None,
+            **{
+                f"cpu_us_per_frame_b2b_{kind}": row.b2b_cpu[kind] / row.b2b_frames[kind] * 1e6
+                if proxied
+                else None
+                for kind in BURSTS
+            },
+            **{f"b2b_{kind}_per_s": p(row.b2b_rate[kind], 0.5) for kind in BURSTS},
             "max_frames_per_s": row.max_rate,
             "audio_sessions": row.sessions,
             "idle_kb_per_session": row.idle_kb if name != "direct" else None,
@@ -543,7 +596,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'+p50 full':>11} {'CPU µs/fr':>10} {'CPU full':>9} {'CPU load':>9} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
+        f"{'target':10} {'+p50 audio':>11} {'+p99 audio':>11} {'+p50 small':>11} {'+p99 small':>11} {'+p50 full':>11} {'CPU µs/fr':>10} {'CPU full':>9} {'CPU load':>9} {'b2b audio':>10} {'b2b small':>10} {'b2b rt/s':>9} {'max fr/s':>9} {'sessions':>9} {'KB/idle':>8}"
     ]
     for name, r in results.items():
         if "skipped" in r:
@@ -555,31 +608,60 @@ def report(results: dict[str, Any]) -> str:
             f"{_fmt(r['added_p50_full_ms'], '10.3f')}ms "
             f"{_fmt(r['cpu_us_per_frame'], '10.1f')} {_fmt(r['cpu_us_per_frame_full'], '9.1f')} "
             f"{_fmt(r['cpu_us_per_frame_load'], '9.1f')} "
+            f"{_fmt(r['cpu_us_per_frame_b2b_audio'], '10.1f')} {_fmt(r['cpu_us_per_frame_b2b_small'], '10.1f')} "
+            f"{_fmt(r['b2b_audio_per_s'], '9.0f')} "
             f"{_fmt(r['max_frames_per_s'], '9.0f')} {r['audio_sessions']:9d} {_fmt(r['idle_kb_per_session'], '8.1f')}"
         )
-    e = results.get("earshot", {})
-    ratios = []
-    if "added_p50_audio_ms" in e:
-        for other, label in (("bare", "earshot/bare"), ("nginx", "earshot/nginx")):
-            o = results.get(other, {})
-            if "added_p50_audio_ms" not in o:
-                continue
-            for kind in KINDS:
-                key = f"added_p50_{kind}_ms"
-                ratios.append(f"{label} added p50 {kind}: {e[key] / o[key]:.2f}×")
-            if other == "bare":
-                for key, what in (
-                    ("cpu_us_per_frame", ""),
-                    ("cpu_us_per_frame_full", " (full)"),
-                    ("cpu_us_per_frame_load", f" ({LOAD_SESSIONS} audio sessions)"),
-                ):
-                    ratios.append(f"{label} CPU per frame{what}: {e[key] / o[key]:.2f}×")
-        lith = results.get("litellm", {})
-        if "added_p50_audio_ms" in lith:
-            for kind in KINDS:
-                key = f"added_p50_{kind}_ms"
-                ratios.append(f"litellm/earshot added p50 {kind}: {lith[key] / e[key]:.2f}×")
-    return "\n".join([*lines, "", *ratios])
+    lines.append(
+        "(+p50/+p99: added round-trip ms over direct, paced ping-pong; CPU: µs of the target's"
+        " CPU per relayed frame, paced audio+small, `full` events, 100 audio sessions, and back"
+        " to back; b2b rt/s: audio round trips per second back to back; sessions: the"
+        " ceiling at 50 frames/s each way with p99 ≤ 20 ms)"
+    )
+    return "\n".join([*lines, "", *targets(results)])
+
+
+def _ratio(a: Any, b: Any) -> float:
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or b == 0:
+        return float("nan")
+    return float(a) / float(b)
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    """Issue #14's targets, each against `parse` (or as the issue states it)."""
+    e, base = results.get("earshot", {}), results.get("parse", {})
+    if "added_p50_audio_ms" not in e or "added_p50_audio_ms" not in base:
+        return []
+    rows: list[tuple[str, float, str, bool]] = []
+
+    def at_most(what: str, key: str, limit: float) -> None:
+        r = _ratio(e.get(key), base.get(key))
+        rows.append((what, r, f"≤ {limit}×", r <= limit))
+
+    at_most("CPU per frame, audio+small, paced", "cpu_us_per_frame", 1.15)
+    at_most("CPU per frame, audio, back to back", "cpu_us_per_frame_b2b_audio", 1.15)
+    at_most("CPU per frame, small, back to back", "cpu_us_per_frame_b2b_small", 1.15)
+    at_most("added p50, audio", "added_p50_audio_ms", 1.2)
+    at_most("added p50, small", "added_p50_small_ms", 1.2)
+    at_most("CPU per frame, full", "cpu_us_per_frame_full", 1.5)
+    at_most(f"CPU per frame, {LOAD_SESSIONS} audio sessions", "cpu_us_per_frame_load", 1.2)
+    r = _ratio(e.get("audio_sessions"), base.get("audio_sessions"))
+    rows.append(("session ceiling", r, "≥ 0.85×", r >= 0.85))
+    lith, bare = results.get("litellm", {}), results.get("bare", {})
+    if "added_p50_audio_ms" in lith:
+        r = _ratio(lith["added_p50_audio_ms"], e["added_p50_audio_ms"])
+        rows.append(("LiteLLM/earshot added p50, audio", r, "≥ 3×", r >= 3))
+        lead = _ratio(lith["added_p50_small_ms"], bare.get("added_p50_small_ms"))
+        r = _ratio(lith["added_p50_small_ms"], e["added_p50_small_ms"]) / lead
+        rows.append(("small: earshot's lead over LiteLLM / bare's", r, "≥ 0.85×", r >= 0.85))
+    kb = e.get("idle_kb_per_session")
+    rows.append(("memory per idle session, KB", kb, "≤ 32", isinstance(kb, float) and kb <= 32))
+    out = [f"{'earshot against the targets (ratios to parse)':48} {'measured':>9} {'target':>9}"]
+    out += [
+        f"{what:48} {_fmt(value, '9.2f')} {limit:>9} {'met' if ok else 'MISSED'}"
+        for what, value, limit, ok in rows
+    ]
+    return out
 
 
 def main() -> None:
@@ -592,7 +674,12 @@ def main() -> None:
     args.rates = (
         [500, 2000, 4000] if args.quick else [500, 1000, 2000, 3000, 4000, 6000, 8000, 11000, 15000]
     )
-    args.sessions = [10, 50] if args.quick else [25, 50, 100, 150, 200, 300]
+    args.sessions = (
+        [10, 50, 100]
+        if args.quick
+        else [25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1300, 1600, 2000]
+    )
+    args.burst = 2000 if args.quick else 10000
     args.idle = 100 if args.quick else 500
     try:
         import uvloop
