@@ -24,5 +24,6 @@ def bytes_per_ms(fmt: object, rate: object = None) -> float:
 def base64_length(value: str) -> int:
     """Decoded length of a base64 string, from its length alone."""
     n = len(value)
-    padding = 2 if value.endswith("==") else 1 if value.endswith("=") else 0
-    return max(0, n * 3 // 4 - padding)
+    if not value.endswith("="):  # the common case, per audio frame: no padding
+        return n * 3 // 4
+    return max(0, n * 3 // 4 - (2 if value.endswith("==") else 1))

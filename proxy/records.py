@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import typing
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -49,8 +49,11 @@ class EventPolicy:
         modes = {k: _event_mode(v) for k, v in events.items() if k != "default"}
         self._exact = {k: v for k, v in modes.items() if not _is_glob(k)}
         self._globs = [(k, v) for k, v in modes.items() if _is_glob(k)]
-        # The modes worked out so far, by type: the recorder reads this first, per frame.
+        # The modes worked out so far, by type.
         self.cache: dict[str, EventMode] = {}
+        # By modelled event class (a fixed set): its kind and mode, which the recorder
+        # reads first, per frame, in one lookup.
+        self.plans: dict[type, tuple[_Kind, EventMode]] = {}
 
     def mode(self, event_type: str) -> EventMode:
         """The mode for one event type: exact name, then the first matching glob, then the
@@ -175,16 +178,20 @@ class Recorder:
         size = len(data)
         counts.bytes += size
         try:
-            event = self._decoders[direction](data)
-            if isinstance(event, protocol.Undecodable):
-                self._undecodable(direction, data, event.reason)
-                return None
-            kind = _KINDS.get(type(event)) or _unknown_kind(event)
+            decoded = self._decoders[direction](data)
+            plan = self._policy.plans.get(type(decoded))
+            if plan is None:  # undecodable, an unknown type, or a class not seen yet
+                if isinstance(decoded, protocol.Undecodable):
+                    self._undecodable(direction, data, decoded.reason)
+                    return None
+                plan = self._plan(decoded)
+            # Only modelled event classes have plans: `decoded` is an event here.
+            event = cast("protocol.Event | protocol.UnknownEvent", decoded)
+            kind, mode = plan
             if kind.session:
                 self._follow(direction, event)
             if kind.boundary and self.summaries:
                 self.summaries.boundary(direction, kind.type, getattr(event, "item_id", None))
-            mode = self._policy.cache.get(kind.type) or self._policy.mode(kind.type)
             if mode == "summary":
                 self._fold(direction, kind, event, size)
             elif mode != "off":
@@ -193,6 +200,15 @@ class Recorder:
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
             return None
         return event
+
+    def _plan(self, event: protocol.Event | protocol.UnknownEvent) -> tuple[_Kind, EventMode]:
+        """An event's kind and mode; a modelled class's pair is kept for the next frame
+        (an unknown event's kind depends on its type string, so it is worked out again)."""
+        kind = _KINDS.get(type(event)) or _unknown_kind(event)
+        plan = (kind, self._policy.mode(kind.type))
+        if isinstance(event, protocol.Event):
+            self._policy.plans[type(event)] = plan
+        return plan
 
     def binary(self, direction: protocol.Direction, data: bytes) -> None:
         """Record one binary frame: Realtime events are text, so metadata only."""
@@ -267,12 +283,18 @@ class Recorder:
             item_id = None
         if type(response_id) is not str:
             response_id = None
+        if not kind.audio:
+            bpms = 0.0
+        elif kind.own_rate:
+            bpms = self._bpms(direction, kind, event)
+        else:
+            bpms = self.input_bpms if direction == "client" else self.output_bpms
         self.summaries.fold(
             (direction, kind.type, item_id, response_id),
             size,
             # The measured field is a string, or UNSET/None where the protocol allows.
             getattr(event, kind.fold) if kind.fold is not None else None,
-            self._bpms(direction, kind, event) if kind.audio else 0.0,
+            bpms,
         )
 
     def _write_summary(self, record: dict[str, Any]) -> None:

@@ -198,13 +198,13 @@ class TurnTracker:
 
     def observe(self, direction: str, event: Any, now: float) -> None:
         """One decoded event, forwarded at `now` (monotonic seconds). Never raises."""
-        key = (direction, type(event))
-        handler = _BY_CLASS.get(key, _UNSEEN)
+        by_class = _BY_CLASS[direction]
+        handler = by_class.get(type(event), _UNSEEN)
         if handler is _UNSEEN:
             handlers = _CLIENT_HANDLERS if direction == "client" else _SERVER_HANDLERS
             handler = handlers.get(getattr(type(event), "TYPE", ""))
-            if len(_BY_CLASS) < 512:  # event classes, and the unknown ones seen
-                _BY_CLASS[key] = handler
+            if len(by_class) < 256:  # event classes, and the unknown ones seen
+                by_class[type(event)] = handler
         if handler is not None:
             try:
                 handler(self, event, now)
@@ -538,4 +538,4 @@ _SERVER_HANDLERS: Final[dict[str, _Handler]] = {
     "transcription_session.updated": TurnTracker._session,
 }
 # Handlers by (direction, event class), worked out on first sight: the per-frame lookup.
-_BY_CLASS: Final[dict[tuple[str, type], _Handler | None]] = {}
+_BY_CLASS: Final[dict[str, dict[type, _Handler | None]]] = {"client": {}, "server": {}}
