@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +107,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(argv: list[str], **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process that does not outlive the test: killed if still running at the end."""
+    proc: subprocess.Popen[bytes] = subprocess.Popen(argv, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def terminated(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, as a container runtime sends it; then the exit status (within 30 s)."""
+    proc.send_signal(signal.SIGTERM)
+    return await asyncio.to_thread(proc.wait, 30)
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:

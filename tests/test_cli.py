@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import cli
 from proxy.settings import ConfigError, load, parse
-from tests.helpers import free_port, wait_healthy
+from tests.helpers import free_port, process, terminated, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,16 +230,10 @@ async def test_the_images_command_line_runs_the_proxy(upstream: Any, tmp_path: P
         "EARSHOT_LISTEN_PORT": str(port),
         "EARSHOT_UPSTREAM_URL": str(server.make_url("")).rstrip("/"),
     }
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / argv[0]), *argv[1:]], env=env, stdout=subprocess.DEVNULL
-    )
-    try:
+    command = [str(Path(sys.executable).parent / argv[0]), *argv[1:]]
+    with process(command, env=env, stdout=subprocess.DEVNULL) as proc:
         await wait_healthy(port, proc)
-        proc.send_signal(signal.SIGTERM)
-        assert 0 == await asyncio.to_thread(proc.wait, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert 0 == await terminated(proc)
 
 
 def _config(
@@ -266,9 +260,8 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
     1001 with a Close frame after the grace period, and the process exits 0.
     """
     port, log, config = _config(upstream, tmp_path, "shutdown: {grace_period: 1.0}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
     sessions = 100
-    try:
+    with process([sys.executable, "-m", "proxy", "--config", str(config)]) as proc:
         await wait_healthy(port, proc)
         # No connection limit: the 100 sessions must not starve the /readyz request.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -298,9 +291,6 @@ async def test_sigterm_drains_open_sessions(upstream: Any, tmp_path: Path) -> No
                 await ws.close()
         assert [(WSMsgType.CLOSE, 1001)] * sessions == [(m.type, m.data) for m in closes]
         assert 0 == await asyncio.to_thread(proc.wait, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert sessions == sum(
         1 for r in records if r["event"] == "ws.close" and r["closed_by"] == "proxy"
@@ -314,8 +304,7 @@ async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> Non
     path, starting with `log.reopened`; every record is whole, in one file or the other.
     """
     port, log, config = _config(upstream, tmp_path, "", log_events="{default: full}")
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "--config", str(config)])
-    try:
+    with process([sys.executable, "-m", "proxy", "--config", str(config)]) as proc:
         await wait_healthy(port, proc)
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"http://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
@@ -328,11 +317,7 @@ async def test_sighup_reopens_the_log_file(upstream: Any, tmp_path: Path) -> Non
                     proc.send_signal(signal.SIGHUP)
                     await asyncio.sleep(0.2)
             await ws.close()
-        proc.send_signal(signal.SIGTERM)
-        assert 0 == await asyncio.to_thread(proc.wait, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert 0 == await terminated(proc)
     old = [json.loads(line) for line in (tmp_path / "earshot.jsonl.1").read_text().splitlines()]
     new = [json.loads(line) for line in log.read_text().splitlines()]
     assert "log.reopened" == new[0]["event"]
@@ -466,12 +451,9 @@ async def test_one_scrape_adds_up_every_worker(upstream: Any, tmp_path: Path) ->
     config.write_text(config.read_text().replace("listen: {", "listen: {workers: 2, "))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "--config", str(config)],
-        env={**os.environ, "TMPDIR": str(tmp)},
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    command = [sys.executable, "-m", "proxy", "--config", str(config)]
+    with process(command, env={**os.environ, "TMPDIR": str(tmp)}) as proc:
         await wait_healthy(port, proc)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             for _ in range(100):  # until both workers serve their metrics socket
@@ -505,9 +487,5 @@ async def test_one_scrape_adds_up_every_worker(upstream: Any, tmp_path: Path) ->
                 assert n == _sample_sum(text, "earshot_frames_total", direction="client")
             for ws in sockets:
                 await ws.close()
-        proc.send_signal(signal.SIGTERM)
-        assert 0 == await asyncio.to_thread(proc.wait, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert 0 == await terminated(proc)
     assert [] == list(tmp.iterdir())

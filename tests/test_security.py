@@ -27,7 +27,7 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import free_port, wait_healthy
+from tests.helpers import free_port, process, wait_healthy
 from tests.test_cli import ROOT
 
 KEY = "sk-proj-ATTACKERsawTHIS0123456789abcdef"
@@ -193,14 +193,13 @@ async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
     _fake, server = upstream
     port = free_port()
     env = {**os.environ, "EARSHOT_UPSTREAM_URL": str(server.make_url("")).rstrip("/")}
-    proc = subprocess.Popen(
+    with process(
         [sys.executable, "-m", "proxy", "--config", "config/default.yaml", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    try:
+    ) as proc:
         await wait_healthy(port, proc)
         for request in MALFORMED:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -212,9 +211,6 @@ async def test_malformed_requests_put_no_key_on_stdout_or_stderr(
         await asyncio.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.to_thread(proc.communicate, timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
     text = (out + err).decode("utf-8", "replace")
     assert [] == [s for s in _slices(KEY) if s in text]
