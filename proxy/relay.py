@@ -393,7 +393,10 @@ async def _control(
 
 
 class _Legs:
-    """A session's two legs on the app's heartbeat clock, and what a dead one does."""
+    """A session's two legs on the app's heartbeat clock, and what a dead one does.
+    Slotted, with bound methods for callbacks: it lives as long as an idle session."""
+
+    __slots__ = ("_closing", "_end", "_pump", "_request", "_state", "_ws", "client", "upstream")
 
     def __init__(self) -> None:
         self.client: Leg | None = None
@@ -410,29 +413,31 @@ class _Legs:
         end: Ending,
         pump: asyncio.Task[None],
     ) -> None:
+        """Put both legs on the clock (unless `upstream.heartbeat` is 0)."""
         beat = state.heartbeat
         if beat is None:
             return
+        self._state, self._request, self._ws, self._end, self._pump = state, request, ws, end, pump
+        self.client = beat.watch(ws, recorder.counts["client"], self._client_dead)
+        self.upstream = beat.watch(up, recorder.counts["server"], self._upstream_dead)
 
-        def client_dead() -> None:
-            # Gone without a Close (a phone out of range, a NAT that forgot the flow):
-            # drop the connection; the relay loop then closes the upstream with 1001.
-            end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
-            if request.transport is not None:
-                request.transport.abort()
+    def _client_dead(self) -> None:
+        # Gone without a Close (a phone out of range, a NAT that forgot the flow): drop
+        # the connection; the relay loop then closes the upstream with 1001.
+        self._end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
+        if self._request.transport is not None:
+            self._request.transport.abort()
 
-        def upstream_dead() -> None:
-            end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
-            state.metrics.upstream_failures.labels(kind="dropped").inc()
-            pump.cancel()
-            self._closing = asyncio.create_task(
-                close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
-            )
-
-        self.client = beat.watch(ws, recorder.counts["client"], client_dead)
-        self.upstream = beat.watch(up, recorder.counts["server"], upstream_dead)
+    def _upstream_dead(self) -> None:
+        self._end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
+        self._state.metrics.upstream_failures.labels(kind="dropped").inc()
+        self._pump.cancel()
+        self._closing = asyncio.create_task(
+            close_quietly(self._ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
+        )
 
     def forget(self, state: AppState) -> None:
+        """Take both legs off the clock: the session has ended."""
         for leg in (self.client, self.upstream):
             if leg is not None and state.heartbeat is not None:
                 state.heartbeat.forget(leg)
