@@ -5,12 +5,12 @@ per WebSocket that every received frame resets.
 aiohttp's own heartbeat schedules a callback for each frame a leg receives (coalesced per
 loop tick) to push its ping timer back: a cost paid on the hot path, for an event that
 happens once in 20 seconds. Here each leg only registers the frame count its recorder
-keeps anyway. A single task wakes every quarter interval (at most once a second) and,
-for each leg whose count has not moved for `interval` seconds, sends a ping; a leg that
-then receives nothing — no pong, no frame — for half an interval more is dead, and its
-`dead` callback ends the session. So a quiet leg is pinged after `interval` to
-`1.25 * interval` seconds of silence, and dropped `interval / 2` to `0.75 * interval`
-seconds after that ping, as aiohttp's heartbeat would (it uses the same two figures).
+keeps anyway. A single task wakes every second (every quarter interval when that is
+shorter) and, for each leg whose count has not moved for `interval` seconds, sends a
+ping; a leg that then receives nothing — no pong, no frame — for half an interval more is
+dead, and its `dead` callback ends the session. So a quiet leg is pinged within one tick
+after `interval` seconds of silence, and dropped within one tick after `interval / 2`
+more, as aiohttp's heartbeat would (it uses the same two figures).
 Work per tick is one comparison per open leg; nothing is done per frame.
 """
 
