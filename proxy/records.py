@@ -123,6 +123,14 @@ _KINDS: Final[dict[type, _Kind]] = {
 }
 
 
+# A decoder per direction for each event set: one table for every session that uses it.
+_DECODERS: Final = {
+    event_set: {
+        direction: protocol.decoder(direction, event_set) for direction in ("client", "server")
+    }
+    for event_set in protocol.EVENT_SETS
+}
+
 _SESSION_UPDATES: Final = (
     ga.SessionUpdate,
     beta_events.BetaSessionUpdate,
@@ -155,9 +163,7 @@ class Recorder:
         self.log = log
         self._redactor = redactor
         self._policy = policy
-        self._decoders = {
-            direction: protocol.decoder(direction, event_set) for direction in ("client", "server")
-        }
+        self._decoders = _DECODERS[event_set]
         self.summaries = Summaries(self._write_summary, redactor, summary_interval)
         self._carries: dict[tuple[Any, ...], str] = {}
         self.session_id: str | None = None
