@@ -654,13 +654,18 @@ def targets(results: dict[str, Any]) -> list[str]:
         lead = _ratio(lith["added_p50_small_ms"], bare.get("added_p50_small_ms"))
         r = _ratio(lith["added_p50_small_ms"], e["added_p50_small_ms"]) / lead
         rows.append(("small: earshot's lead over LiteLLM / bare's", r, "≥ 0.85×", r >= 0.85))
-    kb = e.get("idle_kb_per_session")
-    rows.append(("memory per idle session, KB", kb, "≤ 32", isinstance(kb, float) and kb <= 32))
     out = [f"{'earshot against the targets (ratios to parse)':48} {'measured':>9} {'target':>9}"]
     out += [
         f"{what:48} {_fmt(value, '9.2f')} {limit:>9} {'met' if ok else 'MISSED'}"
         for what, value, limit, ok in rows
     ]
+    kb = e.get("idle_kb_per_session")
+    if isinstance(kb, float) and kb > 0:
+        out.append(
+            f"{'memory per idle session, KB':48} {kb:9.1f} {'≤ 32':>9} {'met' if kb <= 32 else 'MISSED'}"
+        )
+    else:  # the interpreter reuses memory the heavy phases left it
+        out.append(f"{'memory per idle session':48} {'—':>9} {'≤ 32 KB':>9} see bench/soak.py")
     return out
 
 

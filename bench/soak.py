@@ -124,7 +124,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(30)
 
             sampler = asyncio.create_task(sample())
-            rtts, achieved = await R.paced(
+            rtts, achieved, _cpu = await R.paced(
                 url, args.sessions, 50.0, args.minutes * 60, R.audio_frame
             )
             await sampler
