@@ -268,22 +268,25 @@ async def test_a_leg_that_carries_frames_is_not_pinged(
     make_proxy: ProxyFactory, fake: FakeUpstream
 ) -> None:
     """
-    Pings go to quiet legs only: a client sending a frame every 50 ms gets none over
-    three heartbeat intervals, while the quiet upstream leg is pinged and, answering,
-    stays open.
+    Pings go to quiet legs only: a client sending a frame every ~50 ms gets none over
+    three heartbeat intervals (tolerance: a stall of a whole second on a busy machine
+    would be needed for a false ping), while the quiet upstream leg is pinged and,
+    answering, stays open.
     """
-    proxy = await make_proxy(upstream={"heartbeat": 0.3})
+    proxy = await make_proxy(upstream={"heartbeat": 1.0})
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", autoping=False)
     await ws.receive(timeout=5)
 
     received = []
-    for _ in range(20):
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 3.0
+    while loop.time() < until:
         await ws.send_str('{"type":"input_audio_buffer.clear"}')
         with contextlib.suppress(TimeoutError):
             received.append((await ws.receive(timeout=0.05)).type)
 
     assert [] == received
-    assert fake.pings >= 2
+    assert fake.pings >= 1
     assert not ws.closed
     await ws.close()
 
