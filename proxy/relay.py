@@ -27,9 +27,11 @@ from proxy.closing import (
     Ending,
     close_both,
     close_code,
+    close_payload,
     close_quietly,
     error_code,
     reason_bytes,
+    release,
     sendable,
 )
 from proxy.context import APP, AppState, conn_id
@@ -331,7 +333,7 @@ async def _client_to_upstream(
         if msg.type is WSMsgType.CLOSE:
             code, reason = close_code(msg.data), reason_bytes(msg.extra)
             end.set("client", code, reason)
-            await asyncio.shield(close_both(up, ws, sendable(code), reason))
+            await asyncio.shield(_pass_client_close(up, ws, pump, code, reason))
         elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
             # The proxy refused the client's frame (aiohttp closed the client with 1009).
             end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
@@ -363,6 +365,12 @@ async def _upstream_to_client(
             await _control(msg, up, legs.upstream)
             continue
         if end.by is not None:
+            if end.by == "client" and msg.type is WSMsgType.CLOSE:
+                # The upstream's answer to the client's Close: the client gets it, code
+                # and reason, as its answer.
+                code, reason = close_code(msg.data), reason_bytes(msg.extra)
+                await close_quietly(ws, sendable(code), reason)
+                release(up, code)
             return  # the client side is closing us
         if msg.type is WSMsgType.CLOSE:
             code, reason = close_code(msg.data), reason_bytes(msg.extra)
@@ -376,6 +384,30 @@ async def _upstream_to_client(
             state.metrics.upstream_failures.labels(kind="dropped").inc()
             await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
         return
+
+
+async def _pass_client_close(
+    up: aiohttp.ClientWebSocketResponse[Any],
+    ws: web.WebSocketResponse[Any],
+    pump: asyncio.Task[None],
+    code: int,
+    reason: bytes,
+) -> None:
+    """The client's Close goes to the upstream as it came (a Close without a code stays
+    without one), and the pump answers the client with the upstream's answer. An
+    upstream that cannot take the Close, or does not answer within the close timeout, is
+    dropped, and the client gets its own code back."""
+    try:
+        await up.send_frame(close_payload(code, reason), WSMsgType.CLOSE)
+    except (ConnectionError, aiohttp.ClientError, OSError, RuntimeError):
+        pass
+    else:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(pump), CLOSE_TIMEOUT)
+    if not pump.done():
+        pump.cancel()
+        release(up, WSCloseCode.ABNORMAL_CLOSURE)
+    await close_quietly(ws, sendable(code), reason)  # nothing to do once the pump answered
 
 
 async def _control(

@@ -32,6 +32,8 @@ class FakeUpstream:
         self.greet = True
         self.scripted = True
         self.close_codes: list[int | None] = []
+        # Answer a Close with this code and reason instead of aiohttp's automatic 1000.
+        self.close_answer: tuple[int, bytes] | None = None
         self.closed = asyncio.Event()
         self.stall = False
         self.on_request: Any = None  # called as each REST request arrives
@@ -74,7 +76,7 @@ class FakeUpstream:
             protocols=self.protocols,
             max_msg_size=64 * 1024 * 1024,
             decode_text=False,
-            autoclose=True,
+            autoclose=self.close_answer is None,
             compress=self.compress,
             autoping=False,  # every ping is counted, and answered when `autoping`
         )
@@ -101,7 +103,12 @@ class FakeUpstream:
                 if self.scripted and msg.type is WSMsgType.TEXT:
                     for reply in replies(msg.data, beta):
                         await ws.send_frame(reply, WSMsgType.TEXT)
-        self.close_codes.append(ws.close_code)
+        if self.close_answer is not None and not ws.closed:
+            code = ws.close_code  # the code the proxy's Close carried
+            await ws.close(code=self.close_answer[0], message=self.close_answer[1])
+            self.close_codes.append(code)
+        else:
+            self.close_codes.append(ws.close_code)
         self.closed.set()
         return ws
 

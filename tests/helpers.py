@@ -127,6 +127,14 @@ async def terminated(proc: subprocess.Popen[bytes]) -> int:
     return await asyncio.to_thread(proc.wait, 30)
 
 
+async def sessions_ended(proxy: Any) -> None:
+    """Wait until the proxy under test has finished every session (its records written):
+    a client's close returns when the proxy answers, a moment before that."""
+    from proxy.context import APP
+
+    await asyncio.wait_for(proxy.app[APP].idle.wait(), 5)
+
+
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
     """Wait until an earshot process answers `/healthz` (it must not exit first)."""
     async with aiohttp.ClientSession() as http:

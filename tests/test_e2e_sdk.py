@@ -17,6 +17,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from tests.conftest import MemorySink
 from tests.fake_upstream import EPHEMERAL_KEY, FakeUpstream
+from tests.helpers import sessions_ended
 
 API_KEY = "sk-proj-E2EtestKEY0123456789abcdefghij"
 PCM = bytes(range(256)) * 19  # 4864 bytes: ~101 ms of 24 kHz PCM16
@@ -93,6 +94,7 @@ async def test_beta_conversation_through_the_sdk(
         async for event in conn:
             if event.type == "response.done":
                 break
+    await sessions_ended(proxy)
 
     assert "realtime=v1" == fake.handshakes[0]["headers"]["OpenAI-Beta"]
     assert "beta" == sink.records("ws.open")[0]["protocol"]
@@ -183,6 +185,7 @@ async def test_translation_socket(
         async for event in conn:
             if event.type == "session.output_transcript.delta":
                 break
+    await sessions_ended(proxy)
 
     assert "/v1/realtime/translations?model=gpt-realtime-translate" == fake.handshakes[0]["path"]
     assert "translation" == sink.records("ws.open")[0]["surface"]

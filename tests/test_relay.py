@@ -6,14 +6,17 @@ sessions close the way the peer closed them.
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
+from proxy import relay
 from proxy.context import APP
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
+from tests.helpers import sessions_ended
 
 
 async def _connect(proxy: Any, path: str = "/v1/realtime?model=gpt-realtime", **kw: Any) -> Any:
@@ -80,10 +83,72 @@ async def test_client_close_code_and_reason_reach_upstream(
 
     await ws.close(code=4000, message=b"bye now")
     await asyncio.wait_for(fake.closed.wait(), 5)
+    await sessions_ended(proxy)
 
     assert [4000] == fake.close_codes
     (close,) = sink.records("ws.close")
     assert ("client", 4000, "bye now") == (close["closed_by"], close["code"], close["reason"])
+
+
+async def test_a_client_close_without_a_code_reaches_the_upstream_without_one(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    A client Close frame with no status code goes on to the upstream as it came: the
+    upstream sees no code (aiohttp reports that as 0), not 1000.
+    """
+    ws = await _connect(proxy, autoclose=False)
+
+    await ws.send_frame(b"", WSMsgType.CLOSE)
+    answer = await ws.receive(timeout=5)
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    await sessions_ended(proxy)
+
+    assert [0] == fake.close_codes
+    assert WSMsgType.CLOSE == answer.type
+    (close,) = sink.records("ws.close")
+    assert ("client", 1005) == (close["closed_by"], close["code"])
+
+
+async def test_the_client_is_answered_with_the_upstreams_close_code_and_reason(
+    proxy: Any, fake: FakeUpstream
+) -> None:
+    """
+    The client's Close is answered with what the upstream answered, code and reason,
+    not an echo of the client's own.
+    """
+    fake.close_answer = (4003, b"upstream says bye")
+    ws = await _connect(proxy, autoclose=False)
+
+    await ws.send_frame(struct.pack("!H", 4000) + b"client says bye", WSMsgType.CLOSE)
+    answer = await ws.receive(timeout=5)
+    await asyncio.wait_for(fake.closed.wait(), 5)
+
+    assert [4000] == fake.close_codes
+    assert (WSMsgType.CLOSE, 4003, "upstream says bye") == (answer.type, answer.data, answer.extra)
+
+
+async def test_an_upstream_that_does_not_answer_a_close_is_dropped(
+    proxy: Any, fake: FakeUpstream, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    An upstream that never answers the client's Close (here it stopped reading) is
+    dropped after the close timeout, and the client gets its own code back.
+    """
+    monkeypatch.setattr(relay, "CLOSE_TIMEOUT", 0.3)
+    fake.stall = True
+    ws = await _connect(proxy, autoclose=False)
+    await ws.send_str('{"type":"input_audio_buffer.clear"}')  # the fake stalls on it
+    await fake.next_frame()
+
+    await ws.send_frame(struct.pack("!H", 4000) + b"bye", WSMsgType.CLOSE)
+    answer = await ws.receive(timeout=5)
+    await sessions_ended(proxy)
+    fake.resume.set()
+
+    assert (WSMsgType.CLOSE, 4000, "bye") == (answer.type, answer.data, answer.extra)
+    (close,) = sink.records("ws.close")
+    assert ("client", 4000) == (close["closed_by"], close["code"])
 
 
 async def test_upstream_close_code_reaches_client(
