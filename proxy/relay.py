@@ -35,7 +35,7 @@ from proxy.closing import (
     sendable,
 )
 from proxy.context import APP, AppState, conn_id
-from proxy.heartbeat import Leg
+from proxy.heartbeat import Heartbeat, Leg
 from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
 from proxy.turns import TurnTracker
@@ -98,7 +98,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
         raise
     finally:
-        legs.forget(state)
+        legs.forget()
         await _finish(pump, end, up, ws)
         await legs.settled()
         state.session_closed(ws, recorder)
@@ -428,11 +428,22 @@ class _Legs:
     """A session's two legs on the app's heartbeat clock, and what a dead one does.
     Slotted, with bound methods for callbacks: it lives as long as an idle session."""
 
-    __slots__ = ("_closing", "_end", "_pump", "_request", "_state", "_ws", "client", "upstream")
+    __slots__ = (
+        "_beat",
+        "_closing",
+        "_end",
+        "_pump",
+        "_request",
+        "_state",
+        "_ws",
+        "client",
+        "upstream",
+    )
 
     def __init__(self) -> None:
         self.client: Leg | None = None
         self.upstream: Leg | None = None
+        self._beat: Heartbeat | None = None
         self._closing: asyncio.Task[None] | None = None
 
     def watch(
@@ -446,7 +457,7 @@ class _Legs:
         pump: asyncio.Task[None],
     ) -> None:
         """Put both legs on the clock (unless `upstream.heartbeat` is 0)."""
-        beat = state.heartbeat
+        beat = self._beat = state.heartbeat
         if beat is None:
             return
         self._state, self._request, self._ws, self._end, self._pump = state, request, ws, end, pump
@@ -468,11 +479,11 @@ class _Legs:
             close_quietly(self._ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
         )
 
-    def forget(self, state: AppState) -> None:
+    def forget(self) -> None:
         """Take both legs off the clock: the session has ended."""
         for leg in (self.client, self.upstream):
-            if leg is not None and state.heartbeat is not None:
-                state.heartbeat.forget(leg)
+            if leg is not None and self._beat is not None:
+                self._beat.forget(leg)
 
     async def settled(self) -> None:
         """Wait for a close a dead upstream started (bounded by its own timeout)."""
