@@ -84,6 +84,18 @@ ITEM_DONE = orjson.dumps(
     }
 )
 
+TOOL_OUTPUT = orjson.dumps(
+    {
+        "type": "conversation.item.create",
+        "event_id": "event_11",
+        "item": {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": '{"balance": 1240.17, "currency": "USD", "as_of": "2026-12-01"}',
+        },
+    }
+)
+
 
 TRACKER = TurnTracker(lambda _event, _fields: None, shipped_table())
 
@@ -112,8 +124,10 @@ def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
     cases = {
         "input_audio_buffer.append (6.4 KB)": (APPEND, "client", default),
         "response.output_text.delta": (TEXT_DELTA, "server", default),
+        "response.output_text.delta (full)": (TEXT_DELTA, "server", full),
         "conversation.item.create": (ITEM_CREATE, "client", full),
         "response.output_item.done": (ITEM_DONE, "server", full),
+        "function_call_output (JSON text)": (TOOL_OUTPUT, "client", full),
     }
     out = {}
     for name, (frame, direction, recorder) in cases.items():

@@ -16,7 +16,17 @@ from attrs import define, field
 from protocol.base import Event
 from protocol.items import ContentPart, Item
 from protocol.session import ErrorInfo, Response, ResponseParams, Session
-from protocol.types import UNSET, Audio, Detail, Json, Opt, Text, ToolText, Transcript
+from protocol.types import (
+    UNSET,
+    Audio,
+    Detail,
+    Fragment,
+    Json,
+    Opt,
+    Text,
+    ToolText,
+    Transcript,
+)
 
 # --- client events ---------------------------------------------------------------------
 
@@ -506,7 +516,7 @@ class ResponseFunctionCallArgumentsDelta(_InResponse):
 
     TYPE: ClassVar[str] = "response.function_call_arguments.delta"
     call_id: Opt[str] = UNSET
-    delta: ToolText
+    delta: Fragment
     obfuscation: Opt[str] = UNSET
 
 
@@ -525,7 +535,7 @@ class ResponseMcpCallArgumentsDelta(_InResponse):
     """A piece of an MCP call's arguments."""
 
     TYPE: ClassVar[str] = "response.mcp_call_arguments.delta"
-    delta: ToolText
+    delta: Fragment
     obfuscation: Opt[str] = UNSET
 
 

@@ -57,6 +57,10 @@ Transcript = NewType("Transcript", str)
 ToolText = NewType("ToolText", str)
 """Function and MCP call arguments and outputs, approval reasons."""
 
+Fragment = NewType("Fragment", str)
+"""A piece of streamed structured content (function-call and MCP argument deltas): never
+logged piece by piece, only its length; the whole is logged at `.done`."""
+
 Instructions = NewType("Instructions", str)
 """System instructions and transcription prompts."""
 

@@ -61,6 +61,8 @@ def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) 
         image_host=settings.redaction.image_host,
         audio_hash=settings.redaction.audio_hash,
         patterns=tuple(settings.redaction.patterns),
+        allow_query=tuple(settings.redaction.allow_query),
+        allow_headers=tuple(settings.redaction.allow_headers),
         **kwargs,
     )
 

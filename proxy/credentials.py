@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import Final
+from urllib.parse import unquote
 
 SECRET_PATTERNS: Final = (
     r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",
@@ -24,38 +25,61 @@ SECRET_PATTERNS: Final = (
 )
 
 
-# Credential names, matched on their parts once normalised (case, `-`, `_`, camel case):
-# `aws_secret_access_key`, `accessToken`, `Ocp-Apim-Subscription-Key`, `pwd`, ...
-_SECRET_PARTS: Final = frozenset(
+# Credential names are judged by rule, not by list: the name is normalised (case,
+# separators, camel case, plurals) into words, and it is a credential's when a word is a
+# credential word, runs one together with others (`clientsecret`, `dbpass`,
+# `openaiapikey`), or is `key` after any other word (`x-functions-key`, `ephemeral_key`).
+# An allow-list keeps the names that only look like credentials readable.
+_WORDS: Final = frozenset(
     {
-        "secret", "token", "password", "passwd", "pwd", "passphrase", "auth", "authorization",
-        "authentication", "oauth", "credential", "credentials", "cookie", "signature", "sig",
-        "apikey", "secretkey", "accesskey", "privatekey", "sessionkey", "headers",
+        "secret", "token", "password", "passwd", "pwd", "pass", "passphrase", "passcode",
+        "auth", "authorization", "authentication", "oauth", "credential", "cookie",
+        "signature", "sig", "apikey", "jwt", "bearer", "otp", "cvv", "cvc", "sas", "headers",
     }
 )  # fmt: skip
-# The same words run together without a separator (`accesstoken`, `clientsecret`, a
-# header's lower-cased `openaiapikey`).
-_SECRET_SUFFIXES: Final = (
-    "token", "secret", "password", "passwd", "pwd", "auth", "credential", "credentials",
-    "apikey", "accesskey", "secretkey", "privatekey", "sessionkey", "subscriptionkey",
+# Words that hold a credential word anywhere inside them (`mysecretvalue`, `dbpassword`).
+_INSIDE: Final = (
+    "password", "passwd", "passphrase", "passcode", "apikey", "secret", "credential",
+    "privatekey", "accesskey", "accesstoken", "refreshtoken", "authtoken", "bearertoken",
+    "sessiontoken", "idtoken",
 )  # fmt: skip
-_KEY_QUALIFIERS: Final = frozenset(
+# Words that end with a credential word (`dbpass`, `xauth`, `sessionjwt`).
+_ENDINGS: Final = ("token", "auth", "pwd", "pass", "jwt", "cookie", "sessionkey", "secretkey")
+# Words that contain or end with one and are not credentials.
+_NOT_WORDS: Final = frozenset(
     {
-        "api", "access", "secret", "private", "session", "subscription", "client", "auth",
-        "encryption", "signing", "master", "account", "service", "shared", "app", "x", "ocp",
-        "openai", "azure", "aws", "admin", "ice",
+        "secretary", "secretaries", "bypass", "compass", "encompass", "overpass", "underpass",
+        "surpass", "trespass", "tokens", "detokenize",
     }
 )  # fmt: skip
-_QUALIFIED_KEYS: Final = tuple(f"{q}key" for q in sorted(_KEY_QUALIFIERS))
+# Words that are credentials only as a query, form or URI parameter (an OAuth `code`, a
+# one-time `ticket`): as a JSON key, `code` is an error code.
+_PARAMETER_WORDS: Final = frozenset({"code", "ticket", "nonce", "state", "otc"})
+# `tokens` is a count (`input_tokens`) unless a credential word qualifies it
+# (`access_tokens`); `token` followed by one of these is a count or a setting too.
+_TOKEN_QUALIFIERS: Final = frozenset(
+    {"access", "refresh", "id", "auth", "bearer", "api", "session", "csrf", "xsrf", "oauth"}
+)
+_COUNT_WORDS: Final = frozenset(
+    {"details", "detail", "count", "counts", "usage", "limit", "limits", "type", "budget"}
+)
+# `key` after one of these is not a credential (`prompt_cache_key`, `idempotency_key`).
+_NOT_KEY_QUALIFIERS: Final = frozenset(
+    {
+        "cache", "idempotency", "sort", "partition", "primary", "foreign", "row", "dedup",
+        "dedupe", "routing", "lookup", "map", "group", "hot", "public", "shortcut", "music",
+    }
+)  # fmt: skip
 _HARMLESS_NAMES: Final = frozenset(
     {
-        "input_token_details", "output_token_details", "cached_tokens_details", "token_type",
-        "max_output_tokens", "max_response_output_tokens", "input_tokens", "output_tokens",
-        "auth_type", "authorization_url", "token_count", "author",
+        "auth_type", "authorization_url", "author", "keyword", "keywords", "key_points",
+        "token_type", "signature_version", "auth_required", "requires_auth", "secret_name",
     }
 )  # fmt: skip
 # A word every credential name has one of: JSON text without one needs no parse.
-NAME_HINT: Final = re.compile(r"(?i)secret|token|pass|pwd|auth|credential|key|cookie|sig")
+NAME_HINT: Final = re.compile(
+    r"(?i)secret|token|pass|pwd|auth|credential|key|cookie|sig|jwt|bearer|otp|cvv|cvc|sas"
+)
 
 
 def has_key_marker(low: str) -> bool:
@@ -70,23 +94,58 @@ def has_key_marker(low: str) -> bool:
     )
 
 
-_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
+_CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|[^A-Za-z0-9]+")
+
+
+def _singular(word: str) -> str:
+    # `secrets`, `passwords`, `cookies` (not `passes`: `pass` is a word of its own).
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _is_credential_word(word: str, before: str | None, after: str | None) -> bool:
+    if word in _NOT_WORDS:
+        return word == "tokens" and before in _TOKEN_QUALIFIERS
+    one = _singular(word)
+    if one in ("token", "auth") and after in _COUNT_WORDS:
+        return False
+    if one in _WORDS or word in _WORDS:
+        return True
+    if one == "key":
+        return before is None or before not in _NOT_KEY_QUALIFIERS
+    if any(w in one for w in _INSIDE) and one not in _NOT_WORDS:
+        return True
+    return one.endswith(_ENDINGS) and one not in _NOT_WORDS
 
 
 @functools.lru_cache(maxsize=4096)
-def is_secret_name(name: str) -> bool:
-    """Whether a JSON key, header or query parameter name is a credential's: normalised
-    (camel case, `-`, `_`, case), then matched on its parts (`secret`, `token`, `pwd`,
-    `auth`, `key` with a qualifier, ...), with an allow-list of harmless names."""
-    parts = [p for p in _CAMEL.split(name.strip()) if p]
-    lowered = [p.lower() for p in parts]
-    if "_".join(lowered) in _HARMLESS_NAMES:
+def is_secret_name(name: str, *, parameter: bool = False) -> bool:
+    """Whether a JSON key, header, form field or query/URI parameter name (`parameter`) is
+    a credential's: normalised (case, separators, camel case, plurals) into words, then
+    judged word by word (see `_is_credential_word`), with an allow-list of harmless names.
+    Percent-encoding in the name is undone first."""
+    if "%" in name:
+        name = unquote_fully(name)
+    words = [p.lower() for p in _CAMEL.split(name.strip()) if p]
+    if not words or "_".join(words) in _HARMLESS_NAMES:
         return False
-    if lowered == ["key"]:
+    if parameter and any(w in _PARAMETER_WORDS for w in words):
         return True
-    for i, part in enumerate(lowered):
-        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES + _QUALIFIED_KEYS):
-            return True
-        if part in ("key", "keys") and i > 0 and lowered[i - 1] in _KEY_QUALIFIERS:
-            return True
-    return False
+    return any(
+        _is_credential_word(
+            w, words[i - 1] if i > 0 else None, words[i + 1] if i + 1 < len(words) else None
+        )
+        for i, w in enumerate(words)
+    )
+
+
+def unquote_fully(text: str, rounds: int = 4) -> str:
+    """`text` with percent-encoding undone until it no longer changes (at most `rounds`
+    times: a value encoded twice or three times is judged as what it spells)."""
+    for _ in range(rounds):
+        decoded = unquote(text, errors="surrogateescape")
+        if decoded == text:
+            break
+        text = decoded
+    return text

@@ -248,7 +248,7 @@ class Recorder:
         record: dict[str, Any] = {
             "direction": direction,
             # A modelled event's type is one of ours; only an unknown one came off the wire.
-            "type": self._redactor.scrub_text(kind.type) if unknown else kind.type,
+            "type": self._redactor.scrub_text(kind.type, untrusted=True) if unknown else kind.type,
             "size": size,
             "payload": payload,
         }

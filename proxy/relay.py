@@ -147,7 +147,7 @@ def _log_open(
 ) -> None:
     recorder.log.info(
         "ws.open",
-        path=state.redactor.url(request.path_qs)[:512],
+        path=state.redactor.request_url(request.path_qs),
         **_model_or_call(request, state),
         protocol="beta" if event_set == "beta" else "ga",
         surface="translation" if event_set == "translation" else "realtime",
@@ -292,7 +292,7 @@ def _refuse(
     state.metrics.upstream_failures.labels(kind=kind).inc()
     log.warning(
         "ws.rejected",
-        path=state.redactor.url(request.path_qs)[:512],
+        path=state.redactor.request_url(request.path_qs),
         status=status,
         kind=kind,
         headers=state.redactor.headers(request.headers.items()),

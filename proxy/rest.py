@@ -124,13 +124,13 @@ async def exchange(request: web.Request) -> web.StreamResponse:
         state.log.bind(conn=conn_id("h")).warning(
             "http.request_timeout",
             method=request.method,
-            path=redactor.url(request.path_qs)[:512],
+            path=redactor.request_url(request.path_qs),
             waited_s=state.settings.limits.body_timeout,
         )
         raise web.HTTPRequestTimeout(text="earshot: request body too slow\n") from None
     record: dict[str, Any] = {
         "method": request.method,
-        "path": redactor.url(request.path_qs)[:512],
+        "path": redactor.request_url(request.path_qs),
         "route": route or "generic",
         "request": {
             "headers": redactor.headers(request.headers.items()),

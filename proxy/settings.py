@@ -8,6 +8,7 @@ returns a frozen `Settings`, or raises `ConfigError` listing every problem as
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import typing
@@ -25,6 +26,7 @@ from yarl import URL
 
 from protocol.types import TEXT_CLASSES
 from proxy.pricing import Prices
+from proxy.redact import ALLOW_HEADERS, ALLOW_QUERY
 
 TEXT_MODES: Final = ("keep", "hash", "length", "drop")
 EventMode = Literal["full", "summary", "off"]
@@ -103,6 +105,9 @@ class RedactionSection:
     audio_hash: bool = False
     patterns: list[str] = field(factory=list)
     fingerprint_key_env: str = "EARSHOT_FINGERPRINT_KEY"
+    # Names whose values are logged in clear; any other value is a fingerprint.
+    allow_query: list[str] = field(factory=lambda: list(ALLOW_QUERY))
+    allow_headers: list[str] = field(factory=lambda: list(ALLOW_HEADERS))
 
 
 @frozen(kw_only=True)
@@ -160,7 +165,15 @@ def _converter() -> Converter:
     conv.register_structure_hook(str, string)
     conv.register_structure_hook(int, exact((int,), "an integer"))
     conv.register_structure_hook(bool, exact((bool,), "true or false"))
-    conv.register_structure_hook(float, lambda v, _: float(number(v, _)))
+
+    def finite(value: object, _: object) -> float:
+        # `.nan` and `.inf` are YAML floats: a timeout or a price must still be a number.
+        out = float(number(value, _))
+        if not math.isfinite(out):
+            raise ValueError("must be a finite number")
+        return out
+
+    conv.register_structure_hook(float, finite)
     conv.register_structure_hook(str | None, lambda v, _: None if v is None else string(v, _))
 
     def string_list(value: object, _: object) -> list[str]:
@@ -262,6 +275,10 @@ def _check(s: Settings) -> list[str]:
         for kind, value in attrs.asdict(prices).items() if prices is not None else ():
             if value < 0:
                 problems.append(f"config.pricing.{model}.{kind}: must be 0 or more")
+    for key in ("allow_query", "allow_headers"):
+        for i, name in enumerate(getattr(s.redaction, key)):
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~\-]+", name):
+                problems.append(f"config.redaction.{key}[{i}]: not a header or parameter name")
     for i, pattern in enumerate(s.redaction.patterns):
         try:
             re.compile(pattern)

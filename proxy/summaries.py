@@ -146,7 +146,7 @@ class Summaries:
             self._flush(next(iter(self._open)))
         summary = self._open[key] = Summary(
             direction=key.direction,
-            type=self._redactor.scrub_text(key.type),
+            type=self._redactor.scrub_text(key.type, untrusted=True),
             started=now,
             first_ts=rfc3339(time.time()),
             item_id=self._redactor.cut(key.item_id, 128) if key.item_id else None,

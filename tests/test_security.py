@@ -121,14 +121,14 @@ async def _raw_request(proxy: Any, request: bytes) -> bytes:
     ("request_head", "events"),
     [
         (
-            b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nX-Note: caf\xe9 \xff\r\n"
+            b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xe9 \xff\r\n"
             b"Content-Length: 2\r\nContent-Type: application/json\r\n\r\n{}",
             {"http.request", "http.exchange"},
         ),
         (
             b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Note: \xc3\x28\xa0\xa1\r\n\r\n",
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUser-Agent: \xc3\x28\xa0\xa1\r\n\r\n",
             {"ws.open"},
         ),
     ],
@@ -261,11 +261,36 @@ def _leaked(text: str, secret: str, n: int = 12) -> list[str]:
 
 
 @pytest.mark.parametrize(
+    "event_type", ["response.function_call_arguments.delta", "response.mcp_call_arguments.delta"]
+)
+def test_argument_deltas_are_never_logged_piece_by_piece(event_type: str) -> None:
+    """
+    With every event logged whole, a password spelled across six argument deltas
+    (`{"`, `password`, `":"`, ...) is logged as six lengths; the whole arguments, judged as
+    JSON, only at `.done`.
+    """
+    sink = MemorySink()
+    recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
+    pieces = ['{"', "password", '":"', "hunter2-", "opaque-", 'value"}']
+    for piece in pieces:
+        frame = {"type": event_type, "item_id": "item_1", "call_id": "call_1", "delta": piece}
+        recorder.text("server", orjson.dumps(frame))
+    done = {"type": "response.function_call_arguments.done", "call_id": "call_1",
+            "arguments": "".join(pieces)}  # fmt: skip
+    recorder.text("server", orjson.dumps(done))
+
+    deltas = [r["payload"]["delta"] for r in sink.records("realtime.event")[:6]]
+    assert [{"redacted": "fragment", "chars": len(p)} for p in pieces] == deltas
+    assert "hunter2" not in sink.text()
+    assert "opaque" not in sink.text()
+    assert "password" in sink.records("realtime.event")[-1]["payload"]["arguments"]
+
+
+@pytest.mark.parametrize(
     ("event_type", "field"),
     [
         ("response.output_text.delta", "delta"),
         ("response.output_audio_transcript.delta", "delta"),
-        ("response.function_call_arguments.delta", "delta"),
         ("conversation.item.input_audio_transcription.delta", "delta"),
         ("response.text.delta", "delta"),
         ("response.audio_transcript.delta", "delta"),

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
+import yaml
 
-from proxy.settings import ConfigError, load, parse
+from proxy.settings import ConfigError, Settings, load, parse
 
 
 def _problems(raw: object, environ: dict[str, str] | None = None) -> list[str]:
@@ -162,3 +164,49 @@ def test_pricing_adds_models_and_a_null_model_has_no_price() -> None:
 
     assert 1.5 == settings.pricing["my-model"].text_input  # type: ignore[union-attr]
     assert None is settings.pricing["gpt-x"]
+
+
+def _float_keys() -> list[tuple[str, str]]:
+    """Every float key of every section: (section, key)."""
+    out = []
+    for section in attrs.fields(Settings):
+        if attrs.has(section.type):
+            out += [
+                (section.name, f.name)
+                for f in attrs.fields(section.type)
+                if f.type in (float, "float")
+            ]
+    return out
+
+
+@pytest.mark.parametrize(("section", "key"), _float_keys())
+@pytest.mark.parametrize("spelling", [".nan", ".inf", "-.inf", ".NaN", ".Inf"])
+def test_no_number_in_the_configuration_is_nan_or_infinite(
+    section: str, key: str, spelling: str
+) -> None:
+    """
+    `nan` and `inf` are YAML floats, and every timeout, interval and grace period would take
+    them (a connection that always fails, a guard switched off, a drain that never ends):
+    each is an error naming the key, from the file and from the environment alike.
+    """
+    value = yaml.safe_load(spelling)
+    with pytest.raises(ConfigError) as from_file:
+        parse({section: {key: value}}, environ={})
+    with pytest.raises(ConfigError) as from_env:
+        parse({}, environ={f"EARSHOT_{section.upper()}_{key.upper()}": spelling})
+
+    assert [f"config.{section}.{key}: must be a finite number"] == from_file.value.problems
+    assert [
+        f"env EARSHOT_{section.upper()}_{key.upper()}: config.{section}.{key}: must be a finite number"
+    ] == from_env.value.problems
+
+
+@pytest.mark.parametrize("spelling", [".nan", ".inf"])
+def test_no_price_is_nan_or_infinite(spelling: str) -> None:
+    """
+    A price of `nan` or `inf` would make every cost `nan` or infinite.
+    """
+    with pytest.raises(ConfigError) as caught:
+        parse({"pricing": {"m": {"text_input": yaml.safe_load(spelling)}}}, environ={})
+
+    assert ["config.pricing.m.text_input: must be a finite number"] == caught.value.problems
