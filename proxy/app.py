@@ -106,6 +106,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
     state.http = aiohttp.ClientSession(
         connector=connector,
+        # No state crosses sessions (SPEC §1.8): a cookie the upstream sets in answer to
+        # one client must never ride along with another client's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
         trace_configs=[trace_config()],
         timeout=aiohttp.ClientTimeout(
             total=None, sock_connect=state.settings.upstream.connect_timeout

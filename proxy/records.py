@@ -25,6 +25,7 @@ from protocol import translation as tr
 from protocol import types as pt
 from protocol.session import BetaSession, Session
 from proxy.audio import PCM16_24K, bytes_per_ms
+from proxy.budget import RecordBudget
 from proxy.log import Logger
 from proxy.redact import Redactor
 from proxy.settings import EVENT_MODES, EventMode
@@ -32,6 +33,13 @@ from proxy.summaries import Summaries, is_boundary
 
 _MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
 _CARRY: Final = 256  # characters of a stream kept to find a key split across two deltas
+_MAX_ID: Final = 128  # characters of a wire id kept in a key (as many as are logged)
+
+
+def _cut(value: object) -> object:
+    return value[:_MAX_ID] if type(value) is str else value
+
+
 _POLICY_CACHE_MAX: Final = 1024
 
 
@@ -159,8 +167,10 @@ class Recorder:
         *,
         event_set: protocol.EventSet = "ga",
         summary_interval: float = 5.0,
+        budget: RecordBudget | None = None,
     ) -> None:
         self.log = log
+        self.budget = budget
         self._redactor = redactor
         self._policy = policy
         self._decoders = _DECODERS[event_set]
@@ -223,8 +233,29 @@ class Recorder:
         counts.bytes += len(data)
         self._undecodable(direction, data, "binary frame")
 
+    def _spend(self, direction: str, kind: str, event_type: str, size: int) -> bool:
+        """Whether the session's budget lets one more record be written; if not, it is
+        counted instead (SPEC §1.8), and what was held back is reported once it can be."""
+        budget = self.budget
+        if budget is None:
+            return True
+        if not budget.take():
+            budget.fold(direction, kind, event_type, size)
+            return False
+        if budget.holding:
+            self.report_suppressed()
+        return True
+
+    def report_suppressed(self) -> None:
+        """Write what the budget held back, as `realtime.suppressed` records."""
+        if self.budget is not None:
+            for fields in self.budget.report():
+                self.log.warning("realtime.suppressed", **fields)
+
     def _undecodable(self, direction: str, data: bytes, reason: str) -> None:
         self.counts[direction].undecodable += 1
+        if not self._spend(direction, "realtime.undecodable", "-", len(data)):
+            return
         self.log.warning(
             "realtime.undecodable",
             direction=direction,
@@ -242,6 +273,13 @@ class Recorder:
     ) -> None:
         """One `realtime.event` record: the whole event, redacted."""
         unknown = isinstance(event, protocol.UnknownEvent)
+        if self.budget is not None and not self._spend(
+            direction,
+            "realtime.event",
+            self._redactor.cut(kind.type, 64) if unknown else kind.type,
+            size,
+        ):
+            return
         payload = self._redactor.model(event, audio_bytes_per_ms=self._bpms(direction, kind, event))
         if kind.fold == "delta" and not kind.audio and type(payload.get("delta")) is str:
             payload["delta"] = self._stream_text(direction, kind, event)
@@ -269,9 +307,9 @@ class Recorder:
         key = (
             direction,
             kind.type,
-            getattr(event, "item_id", None),
+            _cut(getattr(event, "item_id", None)),
             getattr(event, "content_index", None),
-            getattr(event, "call_id", None),
+            _cut(getattr(event, "call_id", None)),
         )
         carry = self._carries.pop(key, "")
         text: str = event.delta
@@ -287,8 +325,12 @@ class Recorder:
         response_id = event.response_id if kind.response else None
         if type(item_id) is not str:
             item_id = None
+        elif len(item_id) > _MAX_ID:  # kept as long as it is logged: bounded by bytes
+            item_id = item_id[:_MAX_ID]
         if type(response_id) is not str:
             response_id = None
+        elif len(response_id) > _MAX_ID:
+            response_id = response_id[:_MAX_ID]
         if not kind.audio:
             bpms = 0.0
         elif kind.own_rate:
@@ -304,15 +346,23 @@ class Recorder:
         )
 
     def _write_summary(self, record: dict[str, Any]) -> None:
-        self.log.info("realtime.summary", **record)
+        if self._spend(
+            record["direction"], "realtime.summary", record["type"], record.get("wire_bytes", 0)
+        ):
+            self.log.info("realtime.summary", **record)
 
     def flush_stale(self, now: float | None = None) -> None:
-        """Write summaries older than the interval, though no frame has come to fold."""
+        """Write summaries older than the interval, though no frame has come to fold;
+        report what the budget held back."""
         self.summaries.flush_stale(now)
+        if self.budget is not None and self.budget.holding:
+            self.report_suppressed()
 
     def close(self) -> None:
-        """Flush every open summary (at connection close)."""
+        """Flush every open summary, and report what the budget held back (at
+        connection close: what the session did is never lost, only folded)."""
         self.summaries.close()
+        self.report_suppressed()
 
     # --- following the session ---------------------------------------------------------
 

@@ -22,6 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from protocol import Direction, EventSet
+from proxy.budget import RecordBudget
 from proxy.closing import (
     CLOSE_TIMEOUT,
     Ending,
@@ -38,10 +39,15 @@ from proxy.context import APP, AppState, conn_id
 from proxy.heartbeat import Heartbeat, Leg
 from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
+from proxy.settings import LimitsSection
 from proxy.turns import TurnTracker
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
 BETA_SUBPROTOCOL: Final = "openai-beta.realtime-v1"
+# Frames a leg forwards before it lets the event loop run others: `receive()` returns at
+# once while its queue holds frames, so without this a flooding peer holds the loop, and
+# every other session (and `/healthz`) waits until its queue is empty (SPEC §1.8).
+_FAIR_SHARE: Final = 32
 
 
 async def realtime(request: web.Request) -> web.StreamResponse:
@@ -73,6 +79,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         state.event_policy,
         event_set=event_set,
         summary_interval=state.settings.log.summary_interval,
+        budget=_budget(state.settings.limits),
     )
     # Turns, latency and cost: not on the translation socket, which has no responses.
     turns = None if event_set == "translation" else _turn_tracker(request, state, recorder)
@@ -217,6 +224,13 @@ def _log_close(
     )
 
 
+def _budget(limits: LimitsSection) -> RecordBudget | None:
+    """A session's record budget, or None when `limits.session_records_per_second` is 0."""
+    if limits.session_records_per_second <= 0:
+        return None
+    return RecordBudget(limits.session_records_per_second, limits.session_records_burst)
+
+
 def _event_set(request: web.Request, offered: list[str]) -> EventSet:
     """The socket's event set, worked out once per session from its path and handshake."""
     if request.path.rstrip("/").endswith("/realtime/translations"):
@@ -321,9 +335,14 @@ async def _client_to_upstream(
     legs: _Legs,
 ) -> None:
     """Read the client until the session ends, forwarding to the upstream."""
+    share = _FAIR_SHARE
     while True:
         msg = await ws.receive()
         if await _forward(msg, "client", up, recorder, end, turns):
+            share -= 1
+            if not share:
+                share = _FAIR_SHARE
+                await asyncio.sleep(0)
             continue
         if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
             await _control(msg, ws, legs.client)
@@ -357,9 +376,14 @@ async def _upstream_to_client(
     legs: _Legs,
 ) -> None:
     """Read the upstream until the session ends, forwarding to the client."""
+    share = _FAIR_SHARE
     while True:
         msg = await up.receive()
         if await _forward(msg, "server", ws, recorder, end, turns):
+            share -= 1
+            if not share:
+                share = _FAIR_SHARE
+                await asyncio.sleep(0)
             continue
         if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
             await _control(msg, up, legs.upstream)

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiohttp import WSCloseCode, web
 
 from proxy.admission import AdmittingRunner
-from proxy.app import make_app
+from proxy.app import healthz, make_app, metrics_endpoint, readyz
 from proxy.context import APP
 from proxy.log import Logger, LogSink, configure, make_logger, route_library_logging
 from proxy.metrics import Metrics
@@ -72,25 +72,24 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain and return. SIGHUP calls `reopen_log`."""
     app = make_app(settings, log, metrics=metrics, siblings=siblings)
-    runner = AdmittingRunner(
-        app,
-        header_timeout=settings.limits.header_timeout,
-        max_pending=settings.limits.max_pending_connections,
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=1.0,
+    runner = AdmittingRunner.for_settings(
+        app, settings.limits, handle_signals=False, access_log=None, shutdown_timeout=1.0
     )
     await runner.setup()
     site = web.TCPSite(
         runner, settings.listen.host, settings.listen.port, reuse_port=reuse_port or None
     )
-    own_metrics = None
+    own_metrics = admin = None
     try:
         await site.start()
+        if settings.listen.admin_port:
+            admin = await _serve_admin(app, settings, reuse_port=reuse_port)
         if siblings is not None:
             own_metrics = await siblings.serve(metrics)
     except BaseException:
         await runner.cleanup()  # the app's client session, closed: no "Unclosed" noise
+        if admin is not None:
+            await admin.cleanup()
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,9 +106,34 @@ async def serve(
     await stop.wait()
     await drain(app, settings.shutdown.grace_period)
     await runner.cleanup()
+    if admin is not None:
+        await admin.cleanup()
     if own_metrics is not None:
         await own_metrics.cleanup()
     log.info("proxy.stop", pid=os.getpid())
+
+
+async def _serve_admin(
+    app: web.Application, settings: Settings, *, reuse_port: bool
+) -> web.AppRunner:
+    """`/healthz`, `/readyz` and `/metrics` on `listen.admin_port`: a listener of their
+    own, outside traffic admission, so that probes answer while traffic is refused."""
+    admin = web.Application()
+    admin[APP] = app[APP]
+    admin.router.add_get("/healthz", healthz)
+    admin.router.add_get("/readyz", readyz)
+    admin.router.add_get("/metrics", metrics_endpoint)
+    runner = web.AppRunner(admin, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.listen.host, settings.listen.admin_port, reuse_port=reuse_port or None
+    )
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
 
 
 def _raise_fd_limit() -> None:

@@ -51,6 +51,9 @@ class ListenSection:
     port: int = 8080
     path_prefix: str = ""
     workers: int = 1
+    # `/healthz`, `/readyz` and `/metrics` on a listener of their own (same host), outside
+    # traffic admission: probes answer while traffic is refused. 0: none.
+    admin_port: int = 0
 
 
 @frozen(kw_only=True)
@@ -75,6 +78,14 @@ class LimitsSection:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_pending_connections: int = 256
+    # Idle keep-alive connections are closed after this long: above the 60 s idle timeout
+    # of the common load balancers (which must close first), nginx's default.
+    keepalive_timeout: float = 75.0
+    max_pending_per_peer: int = 64
+    # A session's record budget (a token bucket): past it, records are folded into
+    # `realtime.suppressed` counts. 0: no budget (every record written).
+    session_records_per_second: float = 200.0
+    session_records_burst: int = 2000
 
 
 @frozen(kw_only=True)
@@ -236,6 +247,7 @@ def _check(s: Settings) -> list[str]:
         ("log.summary_interval", s.log.summary_interval),
         ("limits.header_timeout", s.limits.header_timeout),
         ("limits.body_timeout", s.limits.body_timeout),
+        ("limits.keepalive_timeout", s.limits.keepalive_timeout),
     ):
         if value <= 0:
             problems.append(f"config.{name}: must be positive")
@@ -257,6 +269,16 @@ def _check(s: Settings) -> list[str]:
         problems.append("config.log.on_full: must be drop or block")
     if s.limits.max_pending_connections < 1:
         problems.append("config.limits.max_pending_connections: must be at least 1")
+    if s.limits.max_pending_per_peer < 1:
+        problems.append("config.limits.max_pending_per_peer: must be at least 1")
+    if s.limits.session_records_per_second < 0:
+        problems.append("config.limits.session_records_per_second: must be 0 or more")
+    if s.limits.session_records_burst < 1:
+        problems.append("config.limits.session_records_burst: must be at least 1")
+    if not 0 <= s.listen.admin_port <= 65535:
+        problems.append("config.listen.admin_port: must be between 0 and 65535")
+    elif s.listen.admin_port and s.listen.admin_port == s.listen.port:
+        problems.append("config.listen.admin_port: must differ from listen.port")
     if s.log.buffer_records < 1:
         problems.append("config.log.buffer_records: must be at least 1")
     for key, mode in s.log.events.items():

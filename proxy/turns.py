@@ -35,6 +35,7 @@ _MAX_CALLS: Final = 32  # function calls awaiting their output
 _MAX_ITEMS: Final = 64  # assistant audio items, for a later truncation
 _MAX_APPENDS: Final = 256  # append marks kept: 5 s of 20 ms appends, 4 KB
 _MAX_LATENCIES: Final = 1024  # latencies kept for the session's p50
+_MAX_ID: Final = 128  # characters of an id or a name kept (as many as are logged)
 
 
 _UNSEEN: Final[Any] = object()
@@ -45,7 +46,12 @@ def _ms(seconds: float) -> float:
 
 
 def _str(value: object) -> str | None:
-    return value if type(value) is str else None
+    """A string off the wire, kept at most as long as it is logged: an id or a name of
+    200,000 characters costs what one of 128 does (SPEC §4a: bounded by bytes, not only
+    by count). Two ids alike in their first 128 characters are one id here."""
+    if type(value) is not str:
+        return None
+    return value if len(value) <= _MAX_ID else value[:_MAX_ID]
 
 
 _COUNT_KEY: Final = re.compile(r"[a-z_]{1,40}")

@@ -59,7 +59,11 @@ def test_the_pods_earshot_config_loads() -> None:
     """
     settings = load(K8S / "earshot.yaml", environ={})
 
-    assert ("0.0.0.0", 8080) == (settings.listen.host, settings.listen.port)
+    assert ("0.0.0.0", 8080, 8081) == (
+        settings.listen.host,
+        settings.listen.port,
+        settings.listen.admin_port,
+    )
 
 
 def test_the_sidecar_is_locked_down_probed_and_drains_in_time() -> None:
@@ -81,14 +85,25 @@ def test_the_sidecar_is_locked_down_probed_and_drains_in_time() -> None:
         security["allowPrivilegeEscalation"],
         security["capabilities"]["drop"],
     )
-    assert ("/healthz", "/readyz") == (
+    assert ("/healthz", "/readyz", "/healthz") == (
         earshot["livenessProbe"]["httpGet"]["path"],
         earshot["readinessProbe"]["httpGet"]["path"],
+        earshot["startupProbe"]["httpGet"]["path"],
     )
+    # Probes on the admin port: they answer while traffic admission refuses connections.
+    admin = load(K8S / "earshot.yaml", environ={}).listen.admin_port
+    ports = {p["name"]: p["containerPort"] for p in earshot["ports"]}
+    assert {admin} == {
+        ports[earshot[probe]["httpGet"]["port"]]
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe")
+    }
     assert pod["terminationGracePeriodSeconds"] > grace + 5
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert "ws://127.0.0.1:8080/v1" == env["OPENAI_WEBSOCKET_BASE_URL"]
-    assert "8080" == deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+    assert (
+        str(admin)
+        == deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+    )
 
 
 def test_the_podmonitor_scrapes_the_sidecars_port() -> None:

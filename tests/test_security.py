@@ -551,9 +551,7 @@ async def served(upstream: Any) -> Any:
         environ={},
     )
     sink = MemorySink()
-    runner = AdmittingRunner(
-        make_app(settings, make_logger(sink)), header_timeout=0.5, max_pending=10
-    )
+    runner = AdmittingRunner.for_settings(make_app(settings, make_logger(sink)), settings.limits)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -89,7 +89,7 @@ def test_an_earshot_variable_that_matches_no_key_is_an_error() -> None:
         ),
         (
             {"listen": 8080},
-            "config.listen: must be a mapping (keys: host, port, path_prefix, workers)",
+            "config.listen: must be a mapping (keys: host, port, path_prefix, workers, admin_port)",
         ),
         ({"log": {"events": "full"}}, "config.log.events: must be a mapping"),
         (
