@@ -48,6 +48,7 @@ class Totals:
     undecodable: dict[str, int] = attrs.field(factory=lambda: dict.fromkeys(_DIRECTIONS, 0))
     records_written: int = 0
     records_dropped: int = 0
+    records_suppressed: int = 0
 
 
 class _TotalsCollector(Collector):
@@ -69,6 +70,12 @@ class _TotalsCollector(Collector):
         )
         yield CounterMetricFamily(
             "earshot_log_records_dropped", "Log records dropped", value=t.records_dropped
+        )
+        budgets = (r.budget for r in live if r.budget is not None)
+        yield CounterMetricFamily(
+            "earshot_records_suppressed",
+            "Records a session's budget folded into realtime.suppressed counts",
+            value=t.records_suppressed + sum(b.suppressed_total for b in budgets),
         )
 
 
@@ -180,8 +187,10 @@ class Metrics:
         """Where the open sessions' recorders are (each has `counts` per direction)."""
         self._live = live
 
-    def session_ended(self, counts: Any) -> None:
-        """Fold a finished session's frame counts into the totals."""
+    def session_ended(self, counts: Any, suppressed: int = 0) -> None:
+        """Fold a finished session's frame counts (and the records its budget held back)
+        into the totals."""
+        self.totals.records_suppressed += suppressed
         for direction in _DIRECTIONS:
             c = counts[direction]
             self.totals.frames[direction] += c.frames

@@ -109,7 +109,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         await _finish(pump, end, up, ws)
         await legs.settled()
         state.session_closed(ws, recorder)
-        state.metrics.session_ended(recorder.counts)
+        state.metrics.session_ended(
+            recorder.counts, recorder.budget.suppressed_total if recorder.budget else 0
+        )
         state.metrics.sessions_active.dec()
         recorder.close()
         totals = turns.close(time.monotonic()) if turns is not None else {}

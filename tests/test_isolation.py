@@ -391,6 +391,8 @@ async def test_a_flooding_session_leaves_an_honest_sessions_records_whole(
     assert suppressed > 0
     (close,) = [r for r in flood_records if r["event"] == "ws.close"]
     assert frames == close["undecodable"]
+    metrics = await (await proxy.get("/metrics")).text()
+    assert f"earshot_records_suppressed_total {float(suppressed)}" in metrics
 
 
 # --- hostile ids ------------------------------------------------------------------------
