@@ -74,14 +74,22 @@ def render(_logger: object, method: str, event_dict: MutableMapping[str, Any]) -
         try:
             line = orjson.dumps(_encodable(record), option=orjson.OPT_APPEND_NEWLINE)
         except TypeError:
-            # A value orjson cannot encode must not take the relay down, nor be logged raw.
-            safe = {
-                "ts": record["ts"],
-                "level": method,
-                "event": "log.render_failed",
-                "for": str(record["event"])[:64],
-            }
-            return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
+            # A value orjson cannot encode (an integer past 64 bits, nesting past its
+            # limit, a type it does not know) must not lose the record: each such value
+            # is replaced, the paths are named in `render_error`, the rest is written.
+            errors: list[str] = []
+            salvaged = _salvage(record, "", errors, 0)
+            salvaged["render_error"] = errors[:16]
+            try:
+                line = orjson.dumps(salvaged, option=orjson.OPT_APPEND_NEWLINE)
+            except TypeError:  # not reached: every value was checked; still never raise
+                safe = {
+                    "ts": record["ts"],
+                    "level": method,
+                    "event": "log.render_failed",
+                    "for": str(record["event"])[:64],
+                }
+                return orjson.dumps(safe, option=orjson.OPT_APPEND_NEWLINE)
     # Valid JSON, but line breaks to readers that split on Unicode ones (Python's
     # splitlines, some log viewers). In UTF-8 these bytes only occur as these characters,
     # and in JSON only inside strings: replacing them is exact.
@@ -96,6 +104,36 @@ _LINE_BREAKS: Final = (
     (b"\xe2\x80\xa9", b"\\u2029"),
     (b"\xc2\x85", b"\\u0085"),
 )
+
+
+_MAX_INT: Final = 2**63 - 1
+_MAX_NESTING: Final = 200  # orjson's own limit is 254
+
+
+def _salvage(value: Any, path: str, errors: list[str], depth: int) -> Any:
+    """`value` with whatever orjson cannot encode replaced by None (its path and why
+    appended to `errors`): the record is written, not lost."""
+    if isinstance(value, str):
+        return _utf8(value)
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if -_MAX_INT - 1 <= value <= _MAX_INT:
+            return value
+        errors.append(f"{path or '.'}: integer past 64 bits")
+        return None
+    if isinstance(value, dict | list | tuple):
+        if depth >= _MAX_NESTING:
+            errors.append(f"{path or '.'}: nested too deep")
+            return None
+        if isinstance(value, dict):
+            return {
+                _utf8(str(k)): _salvage(v, f"{path}.{_utf8(str(k))[:40]}", errors, depth + 1)
+                for k, v in value.items()
+            }
+        return [_salvage(v, f"{path}[{i}]", errors, depth + 1) for i, v in enumerate(value)]
+    errors.append(f"{path or '.'}: {type(value).__name__} cannot be rendered")
+    return None
 
 
 def _encodable(value: Any) -> Any:

@@ -104,11 +104,38 @@ def token_counts(usage: object) -> dict[str, int]:
         counts[f"cached_input_{kind}"] = min(hit, total) if total else hit
     for kind in ("text", "audio"):
         counts[f"output_{kind}"] = _count(out, f"{kind}_tokens")
-    if not isinstance(inp, dict) and not isinstance(out, dict):
-        # Transcription usage may give totals only: count them as text.
+    # Usage may give totals without their details (transcription does): those are text.
+    if not isinstance(inp, dict):
         counts["input_text"] = _count(usage, "input_tokens")
+    if not isinstance(out, dict):
         counts["output_text"] = _count(usage, "output_tokens")
     return counts
+
+
+_MAX_TOKENS: Final = 10**9  # more tokens than any response has: a peer's error or a lie
+_MAX_EXACT: Final = 2**53  # past this a float sum is no longer exact
+
+
+def usage_problems(usage: object, path: str = "usage", depth: int = 0) -> list[str]:
+    """What is wrong with a peer's usage figures before they are summed or priced
+    (SPEC §4a): a count that is negative, not an integer, or absurd (over 10^9 tokens, or
+    over 2^53 anywhere). An empty list when every figure can be trusted."""
+    if not isinstance(usage, dict) or depth > 3:
+        return []
+    problems = []
+    for key, value in usage.items():
+        where = f"{path}.{str(key)[:40]}"
+        if isinstance(value, dict):
+            problems += usage_problems(value, where, depth + 1)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # `type` and other words: not counts
+        elif type(value) is not int:
+            problems.append(f"{where}: not an integer")
+        elif value < 0:
+            problems.append(f"{where}: negative")
+        elif value > _MAX_EXACT or (str(key).endswith("tokens") and value > _MAX_TOKENS):
+            problems.append(f"{where}: absurd ({value:.3g})")
+    return problems[:8]
 
 
 _PRICE_OF: Final = {

@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 import attrs
 
 from proxy.audio import PCM16_24K, base64_length
-from proxy.pricing import PriceTable, cost, token_counts
+from proxy.pricing import PriceTable, cost, token_counts, usage_problems
 
 _MAX_OPEN: Final = 8  # responses in progress at once
 _MAX_CALLS: Final = 32  # function calls awaiting their output
@@ -79,6 +79,11 @@ def _token_counts_only(usage: object, depth: int = 0) -> Any:
 
 def _int(value: object) -> int | None:
     return value if type(value) is int else None
+
+
+def _position(value: object) -> int | None:
+    """An audio position (ms) from a peer: an integer from 0 to 2^53, else unknown."""
+    return value if type(value) is int and 0 <= value <= 2**53 else None
 
 
 class _AppendMarks:
@@ -262,7 +267,7 @@ class TurnTracker:
             {
                 "item_id": self._clean(item_id) if item_id else None,
                 "response_id": self._clean(response_id) if response_id else None,
-                "heard_ms": _int(event.audio_end_ms),
+                "heard_ms": _position(event.audio_end_ms),
                 "generated_ms": round(audio_bytes / self._rates.output_bpms, 1)
                 if audio_bytes
                 else None,
@@ -304,12 +309,12 @@ class TurnTracker:
             self._silence_ms = detection["silence_duration_ms"]
 
     def _speech_started(self, event: Any, now: float) -> None:
-        self._speech_start_ms = _int(event.audio_start_ms)
+        self._speech_start_ms = _position(event.audio_start_ms)
         for turn in self._open.values():
             turn.interrupted = True
 
     def _speech_stopped(self, event: Any, now: float) -> None:
-        end = _int(event.audio_end_ms)
+        end = _position(event.audio_end_ms)
         # When the audio at `audio_end_ms` passed through the proxy; where that is not
         # known (no audio through here, or older than the marks kept), speech_stopped's own.
         reached = self._appends.reached(end) if end is not None else None
@@ -451,6 +456,10 @@ class TurnTracker:
 
         latency = since_start(turn.first_output)
         prices = self._prices.prices(model or self.model)
+        given = usage
+        problems = usage_problems(usage) if usage is not None else []
+        if problems:
+            usage = None  # not costed, not summed: the record names what was wrong
         turn_cost = cost(usage, prices) if usage is not None else None
         totals = self.totals
         totals.turns += 1
@@ -483,8 +492,9 @@ class TurnTracker:
                 "tool_calls": [
                     {k: self._clean(v) for k, v in call.items()} for call in turn.tool_calls
                 ],
-                "usage": _token_counts_only(usage),
+                "usage": _token_counts_only(given),
                 "cost_usd": turn_cost,
+                **({"problems": problems} if problems else {}),
                 **(
                     {"start_ts": self._wall(turn.start)}
                     if self._wall is not None and turn.start is not None

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -61,11 +62,60 @@ def test_pipe_writes_are_whole_lines_within_pipe_buf() -> None:
 
 def test_render_never_raises() -> None:
     """
-    A value orjson cannot encode yields a `log.render_failed` record, not an exception.
+    A value orjson cannot encode is replaced and named in `render_error`; the record is
+    written with everything else, not an exception and not a bare `log.render_failed`.
     """
-    line = render(None, "info", {"event": "realtime.event", "bad": {1, 2}})
+    line = render(None, "info", {"event": "realtime.event", "bad": {1, 2}, "good": 1})
 
-    assert "log.render_failed" == orjson.loads(line)["event"]
+    record = orjson.loads(line)
+    assert ("realtime.event", None, 1) == (record["event"], record["bad"], record["good"])
+    assert [".bad: set cannot be rendered"] == record["render_error"]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (2**64 - 1 + 2**64 - 1, "integer past 64 bits"),
+        (-(2**70), "integer past 64 bits"),
+        (10**300, "integer past 64 bits"),
+    ],
+)
+def test_a_close_record_with_a_sum_past_64_bits_is_still_written(value: int, error: str) -> None:
+    """
+    Two `response.done` with `total_tokens` 2^64-1 overflow the sum: the `ws.close` record
+    is written whole, the sum replaced and named, every other field kept.
+    """
+    line = render(
+        None,
+        "info",
+        {
+            "event": "ws.close",
+            "conn": "c_1",
+            "code": 1000,
+            "usage": {"total_tokens": value, "input_tokens": 3},
+        },
+    )
+
+    record = orjson.loads(line)
+    assert ("ws.close", "c_1", 1000) == (record["event"], record["conn"], record["code"])
+    assert {"total_tokens": None, "input_tokens": 3} == record["usage"]
+    assert [f".usage.total_tokens: {error}"] == record["render_error"]
+
+
+def test_a_record_nested_past_the_limit_is_still_written() -> None:
+    """
+    A payload nested 300 deep: the deep part is replaced, the record written.
+    """
+    deep: Any = "x"
+    for _ in range(300):
+        deep = {"a": deep}
+    record = orjson.loads(
+        render(None, "info", {"event": "realtime.event", "payload": deep, "size": 9})
+    )
+
+    assert 9 == record["size"]
+    assert 1 == len(record["render_error"])
+    assert record["render_error"][0].endswith("nested too deep")
 
 
 def test_full_buffer_drops_counts_and_reports(tmp_path: Path) -> None:

@@ -513,3 +513,116 @@ def test_an_audio_position_older_than_the_marks_kept_falls_back_to_speech_stoppe
 
     assert 1000.0 == run(1_000)  # audio 0.9-1.0 s, long dropped: speech_stopped at 1000 s
     assert 1001000.0 - 299_000.0 == run(29_950)  # the last append, forwarded at 299 s
+
+
+def _drive(
+    frames: list[tuple[str, dict[str, Any]]], model: str = "gpt-realtime"
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    """Feed decoded frames to a tracker; its records and its totals at close."""
+    import protocol
+
+    records: list[tuple[str, dict[str, Any]]] = []
+    tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table(), model=model)
+    for direction, frame in frames:
+        tracker.observe(direction, protocol.decode(orjson.dumps(frame), direction), 1.0)  # type: ignore[arg-type]
+    return records, tracker.close(2.0)
+
+
+def _response(rid: str, usage: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("server", {"type": "response.created", "response": {"id": rid}}),
+        (
+            "server",
+            {
+                "type": "response.done",
+                "response": {"id": rid, "status": "completed", "usage": usage},
+            },
+        ),
+    ]
+
+
+def test_peer_figures_are_checked_before_they_are_summed_or_priced() -> None:
+    """
+    Two `response.done` with `total_tokens` 2^64-1, one with 10^15 tokens, one with a
+    negative count and one with a fraction: each turn says what was wrong (`problems`),
+    has no cost, and adds nothing to the session's sums; the honest turn is priced and
+    summed as before (SPEC §4a).
+    """
+    bad = [
+        {"total_tokens": 2**64 - 1, "input_tokens": 1},
+        {"total_tokens": 2**64 - 1, "input_tokens": 1},
+        {
+            "input_tokens": 10**15,
+            "output_tokens": 1,
+            "input_token_details": {"text_tokens": 10**15},
+        },
+        {"input_tokens": -5, "output_tokens": 1},
+        {"input_tokens": 2.5, "output_tokens": 1},
+    ]
+    good = {
+        "input_tokens": 100,
+        "output_tokens": 10,
+        "total_tokens": 110,
+        "input_token_details": {"text_tokens": 100},
+        "output_token_details": {"text_tokens": 10},
+    }
+    frames = [f for i, usage in enumerate(bad) for f in _response(f"resp_bad{i}", usage)]
+    frames += _response("resp_good", good)
+    records, totals = _drive(frames)
+
+    turns = [fields for event, fields in records if event == "realtime.turn"]
+    assert [True] * 5 + [False] == ["problems" in t for t in turns]
+    assert [None] * 5 == [t["cost_usd"] for t in turns[:5]]
+    assert turns[5]["cost_usd"] is not None
+    assert turns[5]["cost_usd"] > 0
+    assert {"input_tokens": 100, "output_tokens": 10, "total_tokens": 110} == totals["usage"]
+    assert 0 < totals["cost_usd"] < 1
+
+
+def test_negative_audio_positions_are_unknown_not_negative_durations() -> None:
+    """
+    A truncation at a negative position says nothing was known of what was heard.
+    """
+    records, _ = _drive(
+        [
+            ("server", {"type": "response.created", "response": {"id": "r1"}}),
+            (
+                "server",
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": "r1",
+                    "item_id": "i1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": AUDIO_100MS,
+                },
+            ),
+            (
+                "client",
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": "i1",
+                    "content_index": 0,
+                    "audio_end_ms": -500,
+                },
+            ),
+        ]
+    )
+    (interruption,) = [f for e, f in records if e == "realtime.interruption"]
+    assert interruption["heard_ms"] is None
+
+
+def test_output_tokens_without_details_are_text() -> None:
+    """
+    Usage that gives `output_tokens` without `output_token_details` (transcription does)
+    prices them as text output, not as nothing.
+    """
+    from proxy.pricing import cost, token_counts
+
+    usage = {"input_tokens": 100, "output_tokens": 50, "input_token_details": {"audio_tokens": 100}}
+    assert 50 == token_counts(usage)["output_text"]
+    prices = shipped_table().prices("gpt-realtime")
+    assert prices is not None
+    assert cost(usage, prices) == round(
+        (100 * prices.audio_input + 50 * prices.text_output) * 1e-6, 6
+    )
