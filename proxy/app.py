@@ -90,6 +90,8 @@ def make_app(
         heartbeat=Heartbeat(settings.upstream.heartbeat) if settings.upstream.heartbeat else None,
     )
     state.metrics.watch(lambda: state.recorders)
+    if state.heartbeat is not None:
+        state.heartbeat.on_error = lambda where, exc: state.metrics.internal_error(log, where, exc)
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_summary_clock)
     if state.heartbeat is not None:
@@ -131,7 +133,10 @@ async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(min(1.0, state.settings.log.summary_interval))
             for recorder in list(state.recorders):
-                recorder.flush_stale()
+                try:
+                    recorder.flush_stale()
+                except Exception as exc:  # noqa: BLE001 (one session's must not stop the clock)
+                    state.metrics.internal_error(recorder.log, "summary_clock", exc)
 
     task = asyncio.create_task(tick(), name="earshot-summary-clock")
     yield

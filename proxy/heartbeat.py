@@ -57,6 +57,8 @@ class Heartbeat:
         self.tick_seconds = min(interval / 4, _MAX_TICK)
         self._legs: set[Leg] = set()
         self._pings: set[asyncio.Task[None]] = set()
+        # Told of an exception a leg's `dead` callback raised (the app reports it).
+        self.on_error: Callable[[str, BaseException], None] | None = None
 
     def watch(
         self,
@@ -85,9 +87,13 @@ class Heartbeat:
                     self._ping(leg)
             elif now - leg.ping_at >= self.interval / 2:
                 self._legs.discard(leg)
-                # One session's failing callback must not stop the clock for the others.
-                with contextlib.suppress(Exception):
+                # One session's failing callback must not stop the clock for the others;
+                # it is reported, not swallowed.
+                try:
                     leg.dead()
+                except Exception as exc:  # noqa: BLE001
+                    if self.on_error is not None:
+                        self.on_error("heartbeat.dead", exc)
 
     def _ping(self, leg: Leg) -> None:
         # A task per ping sent (at most one per leg at a time): a leg whose peer does not

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from prometheus_client import (
@@ -117,6 +117,14 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # An unexpected exception in a session or a background task: `where` is one of
+        # `INTERNAL_PLACES`, never text from a request.
+        self.internal_errors = Counter(
+            "earshot_internal_errors",
+            "Unexpected exceptions in a session or a background task; the traffic went on",
+            ["where"],
+            registry=self.registry,
+        )
         self.rest_requests = Counter(
             "earshot_rest_requests",
             "REST requests, by route and status class",
@@ -197,6 +205,14 @@ class Metrics:
             self.totals.bytes[direction] += c.bytes
             self.totals.undecodable[direction] += c.undecodable
 
+    def internal_error(self, log: Any, where: str, exc: BaseException) -> None:
+        """Report an unexpected exception (SPEC §1.9): an `internal.error` record with the
+        place and the exception's type (no message, no payload: either may hold a peer's
+        data) and `earshot_internal_errors_total{where}`. The caller carries on."""
+        place = where if where in INTERNAL_PLACES else "other"
+        self.internal_errors.labels(where=place).inc()
+        log.error("internal.error", where=place, error=type(exc).__name__)
+
     def written(self, n: int) -> None:
         """Count records the writer wrote."""
         self.totals.records_written += n
@@ -204,6 +220,15 @@ class Metrics:
     def dropped(self, n: int) -> None:
         """Count records dropped."""
         self.totals.records_dropped += n
+
+
+# Where an unexpected exception can be caught and reported (the metric's label values).
+INTERNAL_PLACES: Final = frozenset(
+    {
+        "records.text", "turns.observe", "relay.pump", "relay.client_close",
+        "heartbeat.dead", "summary_clock",
+    }
+)  # fmt: skip
 
 
 # Families that are a moment or a limit, not an amount: the earliest (or smallest) worker's

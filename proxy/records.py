@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import typing
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import attrs
@@ -168,9 +169,11 @@ class Recorder:
         event_set: protocol.EventSet = "ga",
         summary_interval: float = 5.0,
         budget: RecordBudget | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.log = log
         self.budget = budget
+        self.on_error = on_error
         self._redactor = redactor
         self._policy = policy
         self._decoders = _DECODERS[event_set]
@@ -214,6 +217,8 @@ class Recorder:
                 self._record(direction, kind, event, size)
         except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
+            if self.on_error is not None:
+                self.on_error("records.text", exc)
             return None
         return event
 

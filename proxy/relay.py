@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import aiohttp
@@ -80,6 +81,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         event_set=event_set,
         summary_interval=state.settings.log.summary_interval,
         budget=_budget(state.settings.limits),
+        on_error=lambda where, exc: state.metrics.internal_error(recorder.log, where, exc),
     )
     # Turns, latency and cost: not on the translation socket, which has no responses.
     turns = None if event_set == "translation" else _turn_tracker(request, state, recorder)
@@ -106,7 +108,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         legs.forget()
-        await _finish(pump, end, up, ws)
+        await _finish(pump, end, up, ws, recorder.on_error)
         await legs.settled()
         state.session_closed(ws, recorder)
         state.metrics.session_ended(
@@ -171,6 +173,7 @@ async def _finish(
     end: Ending,
     up: aiohttp.ClientWebSocketResponse[Any],
     ws: web.WebSocketResponse[Any],
+    report: Callable[[str, BaseException], None] | None,
 ) -> None:
     """Stop the pump and close what is still open: nothing outlives the session."""
     if pump is not None:
@@ -178,8 +181,13 @@ async def _finish(
         # Close once the client has answered ours.
         if not pump.done() and end.by != "upstream":
             pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+        try:
             await asyncio.wait_for(pump, 2 * CLOSE_TIMEOUT)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        except Exception as exc:  # noqa: BLE001 (the session ends either way: reported)
+            if report is not None:
+                report("relay.pump", exc)
     # Nobody seen closing: an error inside the proxy. A side that ended the session
     # closed both legs itself (in a shielded task); what is still open goes away.
     end.set("proxy", WSCloseCode.GOING_AWAY)
@@ -203,6 +211,7 @@ def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> 
         transcription=request.query.get("intent") == "transcription",
         clean=lambda value: state.redactor.cut(value, 128),
         wall=lambda mark: rfc3339(time.time() - (time.monotonic() - mark)),
+        on_error=recorder.on_error,
     )
     return tracker
 
@@ -354,7 +363,7 @@ async def _client_to_upstream(
         if msg.type is WSMsgType.CLOSE:
             code, reason = close_code(msg.data), reason_bytes(msg.extra)
             end.set("client", code, reason)
-            await asyncio.shield(_pass_client_close(up, ws, pump, code, reason))
+            await asyncio.shield(_pass_client_close(up, ws, pump, code, reason, recorder.on_error))
         elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
             # The proxy refused the client's frame (aiohttp closed the client with 1009).
             end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
@@ -418,6 +427,7 @@ async def _pass_client_close(
     pump: asyncio.Task[None],
     code: int,
     reason: bytes,
+    report: Callable[[str, BaseException], None] | None,
 ) -> None:
     """The client's Close goes to the upstream as it came (a Close without a code stays
     without one), and the pump answers the client with the upstream's answer. An
@@ -428,8 +438,13 @@ async def _pass_client_close(
     except (ConnectionError, aiohttp.ClientError, OSError, RuntimeError):
         pass
     else:
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(asyncio.shield(pump), CLOSE_TIMEOUT)
+        except TimeoutError:
+            pass
+        except Exception as exc:  # noqa: BLE001 (the close goes on either way: reported)
+            if report is not None:
+                report("relay.client_close", exc)
     if not pump.done():
         pump.cancel()
         release(up, WSCloseCode.ABNORMAL_CLOSURE)

@@ -181,8 +181,11 @@ class TurnTracker:
         transcription: bool = False,
         clean: Callable[[str], str] = lambda value: value,
         wall: Callable[[float], str] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self._write = write
+        # Told of an exception a handler raised: reported, never the traffic's concern.
+        self.on_error = on_error
         # Ids and names came off the wire: they reach a record only through `clean` (the
         # redactor's scrub-then-cut), as every other value does.
         self._clean = clean
@@ -219,8 +222,9 @@ class TurnTracker:
         if handler is not None:
             try:
                 handler(self, event, now)
-            except Exception:  # noqa: BLE001 (turns are observations: never the traffic)
-                return
+            except Exception as exc:  # noqa: BLE001 (turns are observations: never the traffic)
+                if self.on_error is not None:
+                    self.on_error("turns.observe", exc)
 
     # --- client events ------------------------------------------------------------------
 
