@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -159,6 +160,20 @@ def _utf8(text: str) -> str:
             return text.encode("utf-8", "backslashreplace").decode("ascii")
 
 
+def _open_own(path: str) -> int:
+    """Open (or create) `path` for appending, as a reopen must: never through a symbolic
+    link (`O_NOFOLLOW`), and only a file this process's user owns (one planted by another
+    user, where the folder lets others write, is refused with `PermissionError`)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or not (
+        stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)
+    ):
+        os.close(fd)
+        raise PermissionError(errno.EPERM, "owned by another user, or not a file")
+    return fd
+
+
 def _line_chunks(data: bytes, limit: int) -> list[bytes]:
     """`data` cut at line ends into pieces of at most `limit` bytes (longer lines alone)."""
     chunks, start = [], 0
@@ -260,8 +275,22 @@ class LogSink:
         self._reopen = False
         if self._output in ("stdout", "stderr"):
             return
+        try:
+            fd = _open_own(self._output)
+        except OSError as exc:
+            # A symbolic link planted where the log was, or a file someone else made: not
+            # followed, not appended to. The records go on to the old file.
+            why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+            with contextlib.suppress(OSError):
+                os.write(
+                    2,
+                    f"earshot: cannot reopen the log ({why}); "
+                    "still writing to the file open before\n".encode(errors="replace"),
+                )
+            return
         old = self._fd
-        self._open_output()
+        self._fd = fd
+        self._pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
         if old > 2:
             os.close(old)
         self._write(render(None, "info", {"event": "log.reopened", "pid": os.getpid()}))

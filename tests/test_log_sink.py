@@ -254,3 +254,53 @@ def test_a_write_error_is_reported_once_on_stderr_and_counted(capfd: object) -> 
     err = capfd.readouterr().err  # type: ignore[attr-defined]
     assert 1 == err.count("earshot: cannot write the log (No space left on device)")
     assert 3 <= sum(dropped)
+
+
+def test_a_reopen_never_follows_a_planted_symbolic_link(tmp_path: Path, capfd: object) -> None:
+    """
+    After logrotate moved the file, someone plants a symbolic link where the log was: the
+    reopen does not follow it (the target is untouched), says so on stderr, and records
+    go on into the file already open.
+    """
+    path = tmp_path / "earshot.log"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    sink = LogSink(str(path))
+    log = make_logger(sink)
+    path.rename(tmp_path / "earshot.log.1")
+    path.symlink_to(target)
+
+    sink.reopen()
+    log.info("realtime.event", n=1)
+    sink.close()
+
+    assert b"" == target.read_bytes()
+    lines = (tmp_path / "earshot.log.1").read_bytes().splitlines()
+    assert [1] == [orjson.loads(line)["n"] for line in lines]
+    assert "cannot reopen the log (a symbolic link)" in capfd.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_a_reopen_refuses_a_file_another_user_owns(
+    tmp_path: Path, capfd: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A file planted where the log was, owned by another user (a folder others may write
+    to): not appended to. (The other user is played by the process's own uid seen as
+    someone else's.)
+    """
+    path = tmp_path / "earshot.log"
+    sink = LogSink(str(path))
+    log = make_logger(sink)
+    path.rename(tmp_path / "earshot.log.1")
+    path.write_bytes(b"planted\n")
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(path).st_uid + 1)
+
+    sink.reopen()
+    log.info("realtime.event", n=1)
+    sink.close()
+
+    assert b"planted\n" == path.read_bytes()
+    assert [1] == [
+        orjson.loads(line)["n"] for line in (tmp_path / "earshot.log.1").read_bytes().splitlines()
+    ]
+    assert "cannot reopen the log (owned by another user, or not a file)" in capfd.readouterr().err  # type: ignore[attr-defined]
