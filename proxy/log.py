@@ -211,7 +211,11 @@ class LogSink:
         block: bool = False,
         on_written: Callable[[int], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
+        fd: int | None = None,
     ) -> None:
+        # `fd`: write to this descriptor instead (a worker's pipe to its parent, which
+        # owns `output`); it is never reopened.
+        self._given_fd = fd
         self._output = output
         self._capacity = capacity
         self._half = max(1, capacity // 2)
@@ -256,7 +260,9 @@ class LogSink:
     debug = info = warning = error = critical = exception = msg
 
     def _open_output(self) -> None:
-        if self._output == "stdout":
+        if self._given_fd is not None:
+            self._fd = self._given_fd
+        elif self._output == "stdout":
             self._fd = sys.stdout.fileno()
         elif self._output == "stderr":
             self._fd = sys.stderr.fileno()
@@ -273,7 +279,7 @@ class LogSink:
 
     def _reopen_now(self) -> None:
         self._reopen = False
-        if self._output in ("stdout", "stderr"):
+        if self._output in ("stdout", "stderr") or self._given_fd is not None:
             return
         try:
             fd = _open_own(self._output)

@@ -125,6 +125,13 @@ class Metrics:
             ["where"],
             registry=self.registry,
         )
+        # Restarts of crashed workers: the parent counts them (`proxy.supervisor`); in a
+        # worker's own registry it stays 0, so the family is there with one process too.
+        self.workers_restarted = Counter(
+            "earshot_workers_restarted",
+            "Worker processes that ended unexpectedly and were started again",
+            registry=self.registry,
+        )
         self.rest_requests = Counter(
             "earshot_rest_requests",
             "REST requests, by route and status class",
@@ -244,15 +251,18 @@ class _Fixed(Collector):
         yield from self._families
 
 
-def merge_exposition(texts: Sequence[str]) -> bytes:
+def merge_exposition(texts: Sequence[str], *, counting_only: bool = False) -> bytes:
     """Several workers' `/metrics` texts as one: each sample (name and labels) summed
     across them — counters, histogram buckets, sums and counts, and gauges such as open
     sessions, tasks and resident memory — except the `_created` times, the start time and
-    the open-files limit, where the smallest stands."""
+    the open-files limit, where the smallest stands. `counting_only` keeps counters and
+    histograms alone (what a worker that has exited still contributes)."""
     families: dict[str, Metric] = {}
     samples: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], list[Any]]] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
+            if counting_only and family.type not in ("counter", "histogram"):
+                continue
             if family.name not in families:
                 families[family.name] = Metric(family.name, family.documentation, family.type)
                 samples[family.name] = {}

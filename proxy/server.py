@@ -3,9 +3,10 @@ Serving: the process lifecycle around the app — listen, drain on SIGTERM, exit
 
 A drain turns `/readyz` false and refuses new upgrades, lets open sessions finish for up
 to `shutdown.grace_period` seconds, then closes the rest with 1001 (going away), stops
-the listener and flushes the log. With `listen.workers > 1`, the parent forks that many
-workers that share the port through `SO_REUSEPORT` and forwards signals to them; each
-worker's `/metrics` adds up all of them (`proxy.workers`).
+the listener and flushes the log. With `listen.workers > 1`, the parent
+(`proxy.supervisor`) forks that many workers that share the port through `SO_REUSEPORT`,
+owns the log and restarts a worker that dies; each worker's `/metrics` adds up all of
+them (`proxy.workers`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import asyncio
 import contextlib
 import os
 import resource
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
@@ -30,6 +28,7 @@ from proxy.log import Logger, LogSink, configure, make_logger, route_library_log
 from proxy.metrics import Metrics
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
+from proxy.supervisor import Supervisor
 from proxy.workers import Siblings
 
 
@@ -148,11 +147,22 @@ def run(settings: Settings) -> int:
     """The `earshot` command: serve in this process or in forked workers."""
     _raise_fd_limit()
     if settings.listen.workers > 1:
-        return _run_workers(settings)
+        return Supervisor(settings, _run_worker).run()
     return _run_one(settings, reuse_port=False)
 
 
-def _run_one(settings: Settings, *, reuse_port: bool, siblings: Siblings | None = None) -> int:
+def _run_worker(settings: Settings, siblings: Siblings, log_fd: int) -> int:
+    """One worker: serves the shared port; its records go to the parent through `log_fd`."""
+    return _run_one(settings, reuse_port=True, siblings=siblings, log_fd=log_fd)
+
+
+def _run_one(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    siblings: Siblings | None = None,
+    log_fd: int | None = None,
+) -> int:
     metrics = Metrics()
     try:
         sink = LogSink(
@@ -161,6 +171,7 @@ def _run_one(settings: Settings, *, reuse_port: bool, siblings: Siblings | None 
             block=settings.log.on_full == "block",
             on_written=metrics.written,
             on_dropped=metrics.dropped,
+            fd=log_fd,
         )
     except OSError as exc:  # checked at load too; the file system may have changed since
         sys.stderr.write(f"config.log.output: cannot open {settings.log.output}: {exc.strerror}\n")
@@ -190,30 +201,3 @@ def _run_one(settings: Settings, *, reuse_port: bool, siblings: Siblings | None 
     finally:
         sink.close()
     return 0
-
-
-def _run_workers(settings: Settings) -> int:
-    count = settings.listen.workers
-    folder = Path(tempfile.mkdtemp(prefix="earshot-workers-"))  # mode 0700
-    children: list[int] = []
-    for index in range(count):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (runs in the child)
-            code = _run_one(settings, reuse_port=True, siblings=Siblings(folder, index, count))
-            os._exit(code)
-        children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGHUP, forward)
-    status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
-    shutil.rmtree(folder, ignore_errors=True)
-    return status
