@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any, Final
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
@@ -31,18 +32,36 @@ from proxy.settings import Settings
 from proxy.upstream import Upstream, trace_config
 from proxy.workers import Siblings
 
-_ENCODED_SEPARATOR: Final = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)
+# Characters a path segment may hold as they are (RFC 3986 `pchar` without `;`, which
+# some servers read as path parameters: `..;/`). Every other byte must be
+# percent-encoded, and only those: a path is forwarded only in its canonical encoding.
+_PCHAR_SAFE: Final = "/:@!$&'()*+,=-._~"
+_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def _is_normal(raw_path: str) -> bool:
-    """Whether a raw request path is its own normal form: no dot segments, no empty
-    segment, no backslash, and no percent-encoded dot, slash, backslash, percent or NUL
-    (which the upstream, or a proxy in front of it, could decode and resolve outside the
-    forwarded prefixes). Only such a path is forwarded."""
-    if "\\" in raw_path or _ENCODED_SEPARATOR.search(raw_path):
-        return False
-    segments = raw_path.split("/")[1:]
-    return all(s not in ("", ".", "..") for s in segments[:-1]) and segments[-1] not in (".", "..")
+def _checked_path(raw_path: str) -> str | None:
+    """A raw request path that may be forwarded, decoded; None for any other.
+
+    The path must be its own canonical form (SPEC §1.6): ASCII, every `%` a valid escape
+    (no `%u002e`), no byte encoded that need not be (`%65`, `%2e`, `%2f`) and every byte
+    encoded that must be, decoding to printable ASCII (no overlong UTF-8 such as
+    `%c0%ae`, no fullwidth dots, no NUL), with no `;`, `\\` or `%` (a double encoding),
+    and no empty, `.` or `..` segment. So the raw and decoded forms agree byte for byte on every segment: the path
+    that is checked is the path that is forwarded."""
+    if not raw_path.isascii() or _ESCAPE.search(raw_path):
+        return None
+    try:
+        decoded = unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if not decoded.isascii() or not decoded.isprintable() or any(c in decoded for c in ";\\%"):
+        return None  # `%`: a double encoding (`%252e`), for an upstream that decodes twice
+    if quote(decoded, safe=_PCHAR_SAFE) != raw_path:
+        return None
+    segments = decoded.split("/")[1:]
+    if any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", ".."):
+        return None
+    return decoded
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -148,13 +167,15 @@ async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Route a request by its path: a Realtime upgrade, a REST call, or nothing."""
     state = request.app[APP]
-    if state.upstream.prefix and not _under(request.path, (state.upstream.prefix,)):
-        raise web.HTTPNotFound()
-    path = state.upstream.unprefixed(request.path)
     raw = request.rel_url.raw_path
     if request.method == "CONNECT" or not raw.startswith("/"):
         raise web.HTTPBadRequest(text="earshot: request target not accepted\n")
-    if not _is_normal(raw) or not _under(path, state.forward_prefixes):
+    # The prefix and the forward prefixes are compared with the checked path, which is
+    # the raw one (canonical: they agree), and the raw one is what `Upstream.url` slices.
+    checked = _checked_path(raw)
+    if checked is None or (state.upstream.prefix and not _under(checked, (state.upstream.prefix,))):
+        raise web.HTTPNotFound()
+    if not _under(state.upstream.unprefixed(checked), state.forward_prefixes):
         raise web.HTTPNotFound()
     if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
         return await relay.realtime(request)
