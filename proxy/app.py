@@ -46,8 +46,8 @@ def _checked_path(raw_path: str) -> str | None:
     (no `%u002e`), no byte encoded that need not be (`%65`, `%2e`, `%2f`) and every byte
     encoded that must be, decoding to printable ASCII (no overlong UTF-8 such as
     `%c0%ae`, no fullwidth dots, no NUL), with no `;`, `\\` or `%` (a double encoding),
-    and no empty, `.` or `..` segment. So the raw and decoded forms agree byte for byte on every segment: the path
-    that is checked is the path that is forwarded."""
+    and no empty, `.` or `..` segment. So the raw and decoded forms agree byte for byte
+    on every segment: the path that is checked is the path that is forwarded."""
     if not raw_path.isascii() or _ESCAPE.search(raw_path):
         return None
     try:
