@@ -74,16 +74,26 @@ def report(argv: Sequence[str]) -> int:
     parser.add_argument("--html", metavar="FILE", help="also write a timeline page to FILE")
     args = parser.parse_args(argv)
     from proxy import report as report_module
+    from proxy import timeline
 
     filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
+    sections = timeline.Sections() if args.html is not None else None
     try:
-        built = report_module.build(args.logs, filters, timeline=args.html is not None)
-        if args.html is not None:
+        built = report_module.build(
+            args.logs,
+            filters,
+            marker=timeline.mark if sections is not None else None,
+            on_closed=sections.add if sections is not None else None,
+        )
+        if args.html is not None and sections is not None:
             with open(args.html, "w", encoding="utf-8") as page:
-                page.write(report_module.html(built))
+                timeline.write_html(built, sections, page)
     except OSError as exc:
         sys.stderr.write(f"earshot report: cannot use {exc.filename}: {exc.strerror}\n")
         return 2
+    finally:
+        if sections is not None:
+            sections.close()
     if args.json:
         sys.stdout.buffer.write(report_module.as_json(built))
     else:

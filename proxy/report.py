@@ -12,17 +12,26 @@ empty).
 from __future__ import annotations
 
 import gzip
+import math
 import statistics
 import sys
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final
 
 import attrs
-import jinja2
 import orjson
 
 from proxy.pricing import token_counts
+
+MAX_LINE: Final = 4 * 1024 * 1024  # bytes: no earshot record is longer
+MAX_NESTING: Final = 64  # earshot's records nest a few dozen levels at most
+MAX_MARKS: Final = 5000  # timeline marks drawn per session
+_MAX_MS: Final = 86_400_000.0  # a day: a longer latency or tool time is a peer's error
+_MAX_TOKENS: Final = 10**9
+_MAX_COST: Final = 1e6
+
+# What one record draws on a timeline: (lane, css class, start ms, end ms, label).
+Marker = Callable[[dict[str, Any]], list[tuple[str, str, float, float, str]]]
 
 
 @attrs.define
@@ -44,40 +53,46 @@ class SessionRow:
     undecodable: int = 0
     closed_by: str | None = None
     code: int | None = None
-    # With a timeline: what each record draws, and the record itself for the hover.
-    timeline: bool = False
+    # With a timeline: what each record draws, and the record itself for the hover,
+    # until the session's section is drawn (then `anchor` says where it is).
     marks: list[tuple[str, str, float, float, str, str]] = attrs.field(factory=list)
+    anchor: str | None = None
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Fold one record of this session in."""
+    def add(self, record: dict[str, Any], marker: Marker | None = None) -> None:
+        """Fold one record of this session in (and its marks, given a `marker`)."""
         event = record.get("event")
-        if self.timeline and len(self.marks) < _MAX_MARKS:
+        if marker is not None and len(self.marks) < MAX_MARKS:
             title = orjson.dumps(record).decode()[:2000]
-            self.marks += [(*m, title) for m in _mark(record)]
+            self.marks += [(*m, title) for m in marker(record)]
         self.start = self.start or _str(record.get("ts"))
         self.model = self.model or _str(record.get("model"))
         self.session = self.session or _str(record.get("session"))
         if event == "realtime.turn":
             self.turns += 1
-            if isinstance(record.get("latency_ms"), int | float):
-                self.latencies.append(float(record["latency_ms"]))
+            latency = num(record.get("latency_ms"))
+            if latency is not None and 0 <= latency <= _MAX_MS:
+                self.latencies.append(latency)
             for kind, n in token_counts(record.get("usage")).items():
-                self.tokens[kind] = self.tokens.get(kind, 0) + n
-            if isinstance(record.get("cost_usd"), int | float):
-                self.cost_usd = (self.cost_usd or 0.0) + record["cost_usd"]
+                self.tokens[kind] = self.tokens.get(kind, 0) + min(n, _MAX_TOKENS)
+            cost = num(record.get("cost_usd"))
+            if cost is not None and 0 <= cost <= _MAX_COST:
+                self.cost_usd = (self.cost_usd or 0.0) + cost
         elif event == "realtime.interruption":
             self.interruptions += 1
         elif event == "realtime.tool":
             self.tool_calls += 1
-            duration = record.get("duration_ms")
-            if isinstance(duration, int | float) and (
-                self.slowest_tool is None or duration > self.slowest_tool[1]
+            duration = num(record.get("duration_ms"))
+            if (
+                duration is not None
+                and 0 <= duration <= _MAX_MS
+                and (self.slowest_tool is None or duration > self.slowest_tool[1])
             ):
-                self.slowest_tool = (_str(record.get("name")) or "?", float(duration))
+                self.slowest_tool = (_str(record.get("name")) or "?", duration)
         elif event == "realtime.undecodable":
             self.undecodable += 1
         elif event == "ws.close":
-            self.duration_ms = _num(record.get("duration_ms"))
+            duration = num(record.get("duration_ms"))
+            self.duration_ms = duration if duration is not None and duration >= 0 else None
             self.closed_by = _str(record.get("closed_by"))
             self.code = record.get("code") if type(record.get("code")) is int else None
 
@@ -119,11 +134,23 @@ class SessionRow:
 
 
 def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """A string from the log, safe for a terminal: no control characters (an escape
+    sequence in a model or a tool name could rewrite the screen), at most 200 characters."""
+    if not isinstance(value, str):
+        return None
+    value = value[:200]
+    return value if value.isprintable() else "".join(c if c.isprintable() else "?" for c in value)
 
 
-def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def num(value: object) -> float | None:
+    """A finite number from the log, within ±10^12; anything else is unknown."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:  # an integer past a float's range
+        return None
+    return out if math.isfinite(out) and abs(out) <= 1e12 else None
 
 
 @attrs.define
@@ -178,16 +205,38 @@ class Report:
         }
 
 
-def _lines(paths: Iterable[str], stdin: IO[bytes]) -> Iterator[bytes]:
+def _bounded(f: IO[bytes] | gzip.GzipFile) -> Iterator[bytes | None]:
+    """`f`'s lines, each at most `MAX_LINE` bytes: a longer one is read through in pieces
+    and given as None (counted as skipped), never held whole."""
+    while line := f.readline(MAX_LINE):
+        if len(line) < MAX_LINE or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := f.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def _lines(paths: Iterable[str], stdin: IO[bytes]) -> Iterator[bytes | None]:
     for path in paths:
         if path == "-":
-            yield from stdin
+            yield from _bounded(stdin)
         elif path.endswith(".gz"):
             with gzip.open(path, "rb") as f:
-                yield from f
+                yield from _bounded(f)
         else:
             with open(path, "rb") as f:
-                yield from f
+                yield from _bounded(f)
+
+
+def _too_deep(value: Any, depth: int = 0) -> bool:
+    if depth > MAX_NESTING:
+        return True
+    if isinstance(value, dict):
+        return any(_too_deep(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_deep(v, depth + 1) for v in value)
+    return False
 
 
 def build(
@@ -195,18 +244,26 @@ def build(
     filters: Filters | None = None,
     stdin: IO[bytes] | None = None,
     *,
-    timeline: bool = False,
+    marker: Marker | None = None,
+    on_closed: Callable[[SessionRow], None] | None = None,
 ) -> Report:
-    """Read the logs, streaming, into a report (with each session's timeline marks when
-    a page is to be drawn)."""
+    """Read the logs, streaming, into a report. With a `marker`, each session's records
+    are also turned into timeline marks, and `on_closed` takes each session kept by the
+    filters once it has ended (or at the end of the input)."""
     filters = filters or Filters()
     report = Report()
     open_rows: dict[str, SessionRow] = {}
     for line in _lines(paths, stdin or sys.stdin.buffer):
+        if line is None:
+            report.skipped += 1  # longer than any record earshot writes
+            continue
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
             report.skipped += bool(line.strip())
+            continue
+        if (line.count(b"{") + line.count(b"[") > MAX_NESTING) and _too_deep(record):
+            report.skipped += 1
             continue
         conn = record.get("conn") if isinstance(record, dict) else None
         if not isinstance(conn, str) or not isinstance(record.get("event"), str):
@@ -216,15 +273,28 @@ def build(
             continue  # a REST exchange, not a session
         row = open_rows.get(conn)
         if row is None:
-            row = open_rows[conn] = SessionRow(conn=conn, timeline=timeline)
-        row.add(record)
+            row = open_rows[conn] = SessionRow(conn=_str(conn) or "?")
+        row.add(record, marker)
         if record["event"] == "ws.close":
             del open_rows[conn]
-            if filters.keep(row):
-                report.rows.append(row)
-    report.rows += [row for row in open_rows.values() if filters.keep(row)]
+            _closed(row, filters, report, on_closed)
+    for row in open_rows.values():
+        _closed(row, filters, report, on_closed)
     report.rows.sort(key=lambda row: row.start or "")
     return report
+
+
+def _closed(
+    row: SessionRow,
+    filters: Filters,
+    report: Report,
+    on_closed: Callable[[SessionRow], None] | None,
+) -> None:
+    if filters.keep(row):
+        report.rows.append(row)
+        if on_closed is not None:
+            on_closed(row)
+    row.marks = []
 
 
 def _fmt(value: object, spec: str = "") -> str:
@@ -281,162 +351,4 @@ def as_json(report: Report) -> bytes:
     return orjson.dumps(
         {"sessions": [r.figures() for r in report.rows], "totals": report.totals()},
         option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
-    )
-
-
-# --- the timeline page ---------------------------------------------------------------
-
-_MAX_MARKS: Final = 5000  # marks drawn per session
-LANES: Final = (
-    ("speech", "user speech"),
-    ("client-audio", "client audio"),
-    ("model-audio", "model audio"),
-    ("text", "text, transcripts"),
-    ("tool", "tool calls"),
-    ("turn", "turns"),
-    ("error", "errors, closes"),
-)
-
-
-def _epoch_ms(ts: object) -> float | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
-    except ValueError:
-        return None
-
-
-def _short(text: object, n: int = 60) -> str:
-    s = text if isinstance(text, str) else ""
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _mark(record: dict[str, Any]) -> list[tuple[str, str, float, float, str]]:
-    """What one record draws: (lane, css class, start ms, end ms, label)."""
-    event = record.get("event")
-    end = _epoch_ms(record.get("ts"))
-    if end is None:
-        return []
-    kind = str(record.get("type", ""))
-    if event == "realtime.summary":
-        start = _epoch_ms(record.get("first_ts"))
-        start = end if start is None else start
-        if record.get("direction") == "client":
-            return [("client-audio", "client-audio", start, end, "")]
-        if "audio.delta" in kind:
-            return [("model-audio", "model-audio", start, end, "")]
-        return [("text", "text", start, end, "")]
-    if event == "realtime.event":
-        payload: dict[str, Any] = (
-            record["payload"] if isinstance(record.get("payload"), dict) else {}
-        )
-        if kind == "input_audio_buffer.speech_started":
-            return [("speech", "speech-start", end, end, "")]
-        if kind == "input_audio_buffer.speech_stopped":
-            return [("speech", "speech-stop", end, end, "")]
-        if kind == "error":
-            return [("error", "error", end, end, "error")]
-        said = payload.get("transcript") or payload.get("text")
-        if kind.endswith((".done", ".completed")) and isinstance(said, str) and said:
-            return [("text", "text", end, end, _short(said))]
-        return []
-    if event == "realtime.tool":
-        duration = _num(record.get("duration_ms")) or 0.0
-        label = f"{_short(record.get('name'), 30)} {duration:.0f} ms"
-        return [("tool", "tool", end - duration, end, label)]
-    if event == "realtime.turn":
-        out = []
-        start = _epoch_ms(record.get("start_ts"))
-        latency = _num(record.get("latency_ms"))
-        if start is not None and latency is not None:
-            out.append(("turn", "latency", start, start + latency, f"{latency:.0f} ms"))
-        if record.get("interrupted"):
-            out.append(("turn", "interrupt", end, end, "interrupted"))
-        return out
-    if event == "realtime.interruption":
-        heard, made = _num(record.get("heard_ms")), _num(record.get("generated_ms"))
-        said = f"cut at {heard:.0f} ms" if heard is not None else "cut"
-        return [("turn", "interrupt", end, end, f"{said} of {made:.0f}" if made else said)]
-    if event == "realtime.undecodable":
-        return [("error", "error", end, end, "undecodable")]
-    if event == "ws.close":
-        return [("error", "close", end, end, f"closed by {record.get('closed_by')}")]
-    return []
-
-
-def _page_session(row: SessionRow, index: int) -> dict[str, Any]:
-    """A session's marks placed on its timeline (x in px at the page's first zoom)."""
-    marks = row.marks
-    t0 = min((m[2] for m in marks), default=0.0)
-    t1 = max((m[3] for m in marks), default=t0)
-    # Speech: pair each start with the next stop into a span.
-    drawn: list[tuple[str, str, float, float, str, str]] = []
-    started: tuple[float, str] | None = None
-    for lane, css, start, end, label, title in marks:
-        if css == "speech-start":
-            started = (start, title)
-        elif css == "speech-stop":
-            begin = started[0] if started else start
-            drawn.append(("speech", "speech", begin, end, "", title))
-            started = None
-        else:
-            drawn.append((lane, css, start, end, label, title))
-    span = max(1.0, t1 - t0)
-    width = int(min(4000, max(900, span / 10)))  # 10 ms a pixel, within bounds
-    scale = width / span
-    step = next(
-        s for s in (100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, 1e12) if span / s <= 12
-    )
-    ticks = [
-        {"x": round(t * scale, 1), "t": t, "label": f"{t / 1000:g} s"}
-        for t in (i * step for i in range(int(span // step) + 1))
-    ]
-    return {
-        "anchor": f"s{index}",
-        "f": row.figures(),
-        "width": width,
-        "span_ms": span,
-        "ticks": ticks,
-        "marks": [
-            {
-                "lane": lane, "css": css, "label": label, "title": title,
-                "t": round(start - t0, 1), "d": round(max(0.0, end - start), 1),
-                "x": round((start - t0) * scale, 1), "w": round(max(2.0, (end - start) * scale), 1),
-            }
-            for lane, css, start, end, label, title in drawn
-        ],
-    }  # fmt: skip
-
-
-def html(report: Report) -> str:
-    """The report as one self-contained page: no network, no external assets, every
-    value from the log escaped."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("proxy", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-
-    def ms(value: object) -> str:
-        return f"{value:.0f} ms" if isinstance(value, int | float) else "-"
-
-    def secs(value: object) -> str:
-        return f"{value / 1000:.1f} s" if isinstance(value, int | float) else "-"
-
-    def usd(value: object) -> str:
-        return f"${value:.4f}" if isinstance(value, int | float) else "-"
-
-    def when(ts: object) -> str:
-        return f"{ts[:10]} {ts[11:19]}" if isinstance(ts, str) and len(ts) >= 19 else "-"
-
-    template = env.get_template("report.html.j2")
-    return template.render(
-        when=when,
-        totals=report.totals(),
-        sessions=[_page_session(row, i) for i, row in enumerate(report.rows)],
-        lanes=[{"key": key, "name": name} for key, name in LANES],
-        ms=ms,
-        secs=secs,
-        usd=usd,
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import orjson
 import pytest
 
 from proxy import cli
-from proxy.report import Filters, as_json, build, html, table
+from proxy.report import Filters, as_json, build, table
+from proxy.timeline import Sections, html, mark
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import lockstep, recorded_sessions, scripted_session
@@ -207,7 +210,8 @@ def test_the_table_shows_each_session_and_the_totals(tmp_path: Path) -> None:
 def _page(tmp_path: Path, extra: list[bytes]) -> str:
     path = tmp_path / "earshot.jsonl"
     path.write_bytes(_interleaved().rsplit(b"\n", 1)[0] + b"\n" + b"\n".join(extra) + b"\n")
-    return html(build([str(path)], timeline=True))
+    with Sections() as sections:
+        return html(build([str(path)], marker=mark, on_closed=sections.add), sections)
 
 
 def test_the_page_is_self_contained_and_escapes_what_the_log_says(tmp_path: Path) -> None:
@@ -320,3 +324,132 @@ async def test_a_recorded_sessions_report_matches_its_records(
     expected_cost = round(sum(t["cost_usd"] for t in turns), 6) if turns else None
     assert expected_cost == figures["cost_usd"]
     assert ("client", 1000) == (figures["closed_by"], figures["code"])
+
+
+# --- a log earshot did not write -------------------------------------------------------
+
+
+def test_no_control_character_from_the_log_reaches_the_terminal(tmp_path: Path) -> None:
+    """
+    Escape sequences and other control characters in a model, a tool name, a conn or
+    how a session closed are printed as `?`: the table carries none of them.
+    """
+    path = tmp_path / "earshot.jsonl"
+    evil = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202e"
+    path.write_bytes(
+        b"\n".join(
+            [
+                _record(f"c_{evil}", "ws.open", model=f"gpt{evil}"),
+                _record(f"c_{evil}", "realtime.tool", name=f"tool{evil}", duration_ms=5.0),
+                _record(f"c_{evil}", "ws.close", closed_by=evil, code=1000, duration_ms=9.0),
+            ]
+        )
+    )
+    text = table(build([str(path)]))
+    printed = as_json(build([str(path)])).decode()
+
+    assert [] == [c for c in text if not c.isprintable() and c != "\n"]
+    assert "\x1b" not in printed
+    assert "\x9b" not in printed
+
+
+def test_a_line_longer_than_any_record_is_skipped_without_being_held(tmp_path: Path) -> None:
+    """
+    A 200 MB line in a small `.gz` (the shape of a decompression bomb): counted as a
+    skipped line, and the report's process never holds it (its peak memory stays far
+    below the line).
+    """
+    path = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(_record("c_a", "ws.open", model="gpt-realtime") + b"\n")
+        chunk = b"a" * (1 << 20)
+        for _ in range(200):
+            f.write(chunk)
+        f.write(b"\n" + _record("c_a", "ws.close", closed_by="client", code=1000) + b"\n")
+    # The peak of this process's own memory (VmHWM: `ru_maxrss` would count the peak of
+    # the test runner it was forked from, which survives exec on Linux).
+    script = (
+        "import orjson, re\n"
+        "from proxy.report import build\n"
+        f"r = build([{str(path)!r}])\n"
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "print(orjson.dumps({'skipped': r.skipped, 'sessions': len(r.rows), 'rss_kb': hwm}).decode())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    figures = orjson.loads(out.stdout)
+
+    assert (1, 1) == (figures["skipped"], figures["sessions"])
+    assert figures["rss_kb"] < 120 * 1024, figures
+
+
+@pytest.mark.parametrize("depth", [65, 300, 5000])
+def test_a_line_nested_too_deep_is_skipped(tmp_path: Path, depth: int) -> None:
+    """
+    A record nested deeper than any earshot writes: skipped and counted, for the table
+    and for the page alike; never a crash.
+    """
+    deep = b'{"a":' * depth + b"1" + b"}" * depth
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(
+        _record("c_a", "ws.open") + b"\n" + deep[:-1] + b',"event":"x","conn":"c_a"}\n'
+    )
+    report = build([str(path)])
+    with Sections() as sections:
+        page = html(build([str(path)], marker=mark, on_closed=sections.add), sections)
+
+    assert 1 == report.skipped
+    assert "<svg" in page
+
+
+def test_absurd_figures_are_clipped_never_a_crash(tmp_path: Path) -> None:
+    """
+    A latency of 1e300 ms, a negative one, a tool time of 1e308, a cost of 1e300 and a
+    token count of 10^30: ignored or clipped, in the table, the JSON and the page.
+    """
+    path = tmp_path / "earshot.jsonl"
+    lines = [
+        _record("c_a", "ws.open", model="gpt-realtime"),
+        b'{"ts":"2026-12-01T10:00:01.000000Z","level":"info","event":"realtime.turn","conn":"c_a","latency_ms":1e300,"start_ts":"2026-12-01T10:00:00.000000Z","cost_usd":1e300,"usage":{"output_tokens":1000000000000000000000000000000}}',
+        _record("c_a", "realtime.turn", latency_ms=-5.0, start_ts="2026-12-01T10:00:00.000000Z"),
+        _record("c_a", "realtime.turn", latency_ms=420.0, start_ts="2026-12-01T10:00:00.000000Z"),
+        _record("c_a", "realtime.tool", name="t", duration_ms=1e308),
+        _record("c_a", "ws.close", closed_by="client", code=1000, duration_ms=1e300),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = build([str(path)])
+    (row,) = [r.figures() for r in report.rows]
+    text = table(report)
+    with Sections() as sections:
+        page = html(build([str(path)], marker=mark, on_closed=sections.add), sections)
+
+    assert {"p50": 420.0, "p95": 420.0, "max": 420.0} == row["latency_ms"]
+    assert row["cost_usd"] is None
+    assert row["slowest_tool"] is None
+    assert row["duration_ms"] is None
+    assert "e+" not in text
+    assert "<svg" in page
+
+
+def test_a_page_lets_each_sessions_marks_go_once_it_is_drawn(tmp_path: Path) -> None:
+    """
+    With `--html`, a session's marks are drawn into the page's spool when it ends and
+    then dropped: what the report keeps of a closed session is its row of figures.
+    """
+    path = tmp_path / "earshot.jsonl"
+    lines = []
+    for n in range(20):
+        conn = f"c_{n}"
+        lines.append(_record(conn, "ws.open", model="gpt-realtime"))
+        lines += [
+            _record(conn, "realtime.event", type="input_audio_buffer.speech_started")
+            for _ in range(50)
+        ]
+        lines.append(_record(conn, "ws.close", closed_by="client", code=1000))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with Sections() as sections:
+        report = build([str(path)], marker=mark, on_closed=sections.add)
+        page = html(report, sections)
+
+    assert 20 == len(report.rows)
+    assert [] == [row.conn for row in report.rows if row.marks]
+    assert 20 == page.count('<section class="session"')
