@@ -151,6 +151,45 @@ def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
     return out
 
 
+PII_TEXTS = {
+    "text delta, no personal data": "Sure, I can help you with that today.",
+    "transcript, 200 B, PII-dense": (
+        "My card is 4556 7375 8689 9855, mail me at ann.lee@example.com or call "
+        "(415) 555-2671; my social is 123-45-6789 and the IBAN is GB82 WEST 1234 5698 7654 32."
+    ),
+    "transcript, 200 B, digits but no PII": (
+        "The order of 1,240 dollars and 17 cents ships on 2026-12-01 at 10:45 to zip 94107; "
+        "version 3.12.1, tracking 1Z999AA10123456784, room 204, floor 12, about 20 minutes."
+    ),
+}
+
+
+def run_pii(number: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Personal-data masking per kept text: off (all kinds `keep`) against on."""
+    on = Redactor(Policy()).personal
+    off_policy = Policy(pii=dict.fromkeys(("card", "iban", "email", "phone", "ssn"), "keep"))
+    off = Redactor(off_policy).personal
+    out = {}
+    for name, text in PII_TEXTS.items():
+        out[name] = {
+            "chars": len(text),
+            "off_us": _median_us(lambda t=text: off.mask(t), number, repeats),
+            "on_us": _median_us(lambda t=text: on.mask(t), number, repeats),
+        }
+    frame_on = Recorder(
+        make_logger(MemorySink(limit=1)), Redactor(Policy()), EventPolicy({"default": "summary"})
+    )
+    frame_off = Recorder(
+        make_logger(MemorySink(limit=1)), Redactor(off_policy), EventPolicy({"default": "summary"})
+    )
+    out["input_audio_buffer.append (6.4 KB), the frame"] = {
+        "chars": len(APPEND),
+        "off_us": _median_us(lambda: frame_off.text("client", APPEND), number, repeats),
+        "on_us": _median_us(lambda: frame_on.text("client", APPEND), number, repeats),
+    }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--number", type=int, default=2000)
@@ -170,6 +209,10 @@ def main() -> None:
         "record = decode + redact + render (full events) or decode + fold into a summary (appends, deltas)"
     )
     print("turns = what the turn tracker adds to the frame (proxy/turns.py), after forwarding")
+    print()
+    print(f"{'personal data (SPEC §3)':44} {'chars':>6} {'off µs':>8} {'on µs':>8}")
+    for name, r in run_pii(args.number, args.repeats).items():
+        print(f"{name:44} {r['chars']:6d} {r['off_us']:8.2f} {r['on_us']:8.2f}")
     if args.json:
         path = Path(__file__).parent / "results" / "codec.json"
         meta = {

@@ -82,6 +82,8 @@ def redaction_policy(settings: Settings, environ: dict[str, str] | None = None) 
         patterns=tuple(settings.redaction.patterns),
         allow_query=tuple(settings.redaction.allow_query),
         allow_headers=tuple(settings.redaction.allow_headers),
+        pii=dict(settings.redaction.pii),
+        pii_regions=tuple(settings.redaction.pii_regions),
         **kwargs,
     )
 
@@ -109,6 +111,7 @@ def make_app(
         heartbeat=Heartbeat(settings.upstream.heartbeat) if settings.upstream.heartbeat else None,
     )
     state.metrics.watch(lambda: state.recorders)
+    state.redactor.personal.found = lambda kind: state.metrics.pii.labels(kind=kind).inc()
     if state.heartbeat is not None:
         state.heartbeat.on_error = lambda where, exc: state.metrics.internal_error(log, where, exc)
     app.cleanup_ctx.append(_client_session)

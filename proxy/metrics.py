@@ -132,6 +132,12 @@ class Metrics:
             "Worker processes that ended unexpectedly and were started again",
             registry=self.registry,
         )
+        self.pii = Counter(
+            "earshot_pii_redactions",
+            "Personal data masked in kept text, by kind (card, iban, email, phone, ssn)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.rest_requests = Counter(
             "earshot_rest_requests",
             "REST requests, by route and status class",

@@ -321,7 +321,7 @@ class Recorder:
         if len(self._carries) >= _MAX_STREAMS:
             del self._carries[next(iter(self._carries))]
         self._carries[key] = (carry + text)[-_CARRY:]
-        return self._redactor.scrub_stream(carry, text)
+        return self._redactor.personal.mask_stream(carry, self._redactor.scrub_stream(carry, text))
 
     def _fold(self, direction: str, kind: _Kind, event: Any, size: int) -> None:
         # The hot path: most frames of a voice session end here. Everything about the

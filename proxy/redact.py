@@ -31,6 +31,7 @@ import protocol
 from protocol import types as pt
 from proxy.audio import PCM16_24K, base64_length
 from proxy.credentials import is_secret_name
+from proxy.personal import Personal
 from proxy.scrub import FRAME_BUDGET, Scrubber
 
 TextMode = Literal["keep", "hash", "length", "drop"]
@@ -74,6 +75,8 @@ class Policy:
     patterns: tuple[str, ...] = ()
     allow_query: tuple[str, ...] = ALLOW_QUERY
     allow_headers: tuple[str, ...] = ALLOW_HEADERS
+    pii: Mapping[str, str] = attrs.field(factory=dict)  # kind -> mask | keep | last4
+    pii_regions: tuple[str, ...] = ("US",)
     fingerprint_key: bytes = attrs.field(factory=lambda: os.urandom(32), repr=False)
 
     def text_mode(self, text_class: str) -> TextMode:
@@ -90,6 +93,8 @@ class Redactor(Scrubber):
         self._allow_query = frozenset(n.lower() for n in policy.allow_query)
         self._allow_headers = frozenset(n.lower() for n in policy.allow_headers if "*" not in n)
         self._header_globs = tuple(n.lower() for n in policy.allow_headers if "*" in n)
+        self.personal = Personal(self.fingerprint, policy.pii, policy.pii_regions)
+        self.after = self.personal.mask if self.personal.active else None
         self._conv = protocol.make_converter()
         self._register_hooks()
         # The audio format of the event being rendered, given to `model` with it.
@@ -139,7 +144,7 @@ class Redactor(Scrubber):
     def text(self, value: str, mode: TextMode) -> Any:
         """Text per its mode: kept (judged by the scrubber), hashed, measured or dropped."""
         if mode == "keep":
-            return self.scrub_text(value)
+            return self.kept(value)
         if mode == "hash":
             return {"redacted": "text", "fp": self.fingerprint(value), "chars": len(value)}
         if mode == "length":
@@ -166,8 +171,12 @@ class Redactor(Scrubber):
     def _text_hook(self, text_class: str) -> Callable[[str], Any]:
         mode = self.policy.text_mode(text_class)
         if mode == "keep":
-            return self.scrub_text
+            return self.kept
         return lambda value: self.text(value, mode)
+
+    def kept(self, value: str) -> str:
+        """Kept text: credentials judged by the scrubber, then personal data masked."""
+        return self.personal.mask(self.scrub_text(value))
 
     def model(
         self, model: protocol.Model, *, audio_bytes_per_ms: float = PCM16_24K

@@ -27,6 +27,7 @@ import hmac
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
@@ -169,6 +170,9 @@ class Scrubber:
         # Characters the scrubber may still scan for the event being rendered.
         self._budget: float = float("inf")
         self._memo: dict[tuple[str, bool], str] = {}
+        # Applied to every string of untrusted JSON once judged: personal-data masking
+        # (`Redactor` sets it), for REST bodies and unmodelled fields as for kept text.
+        self.after: Callable[[str], str] | None = None
 
     # --- fingerprints ------------------------------------------------------------------
 
@@ -424,7 +428,8 @@ class Scrubber:
         if isinstance(value, str):
             if len(value) >= 64 and value.startswith("data:"):
                 return self.image(value)
-            return self._judge(value, untrusted, depth)
+            judged = self._judge(value, untrusted, depth)
+            return judged if self.after is None else self.after(judged)
         if depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple):
             return {"redacted": "deep"}
         if isinstance(value, dict):

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import attrs
+import phonenumbers
 import yaml
 from attrs import field, frozen
 from cattrs import Converter, transform_error
@@ -25,6 +26,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from yarl import URL
 
 from protocol.types import TEXT_CLASSES
+from proxy.personal import KINDS as PII_KINDS
 from proxy.pricing import Prices
 from proxy.redact import ALLOW_HEADERS, ALLOW_QUERY
 
@@ -119,6 +121,10 @@ class RedactionSection:
     # Names whose values are logged in clear; any other value is a fingerprint.
     allow_query: list[str] = field(factory=lambda: list(ALLOW_QUERY))
     allow_headers: list[str] = field(factory=lambda: list(ALLOW_HEADERS))
+    # Personal data in kept text: per kind (card, iban, email, phone, ssn) mask or keep,
+    # cards also last4; the regions whose national phone format is recognised.
+    pii: dict[str, str] = field(factory=dict)
+    pii_regions: list[str] = field(factory=lambda: ["US"])
 
 
 @frozen(kw_only=True)
@@ -297,6 +303,19 @@ def _check(s: Settings) -> list[str]:
         for kind, value in attrs.asdict(prices).items() if prices is not None else ():
             if value < 0:
                 problems.append(f"config.pricing.{model}.{kind}: must be 0 or more")
+    for kind, mode in s.redaction.pii.items():
+        if kind not in PII_KINDS:
+            problems.append(
+                f"config.redaction.pii.{kind}: unknown kind (one of {', '.join(PII_KINDS)})"
+            )
+        elif mode not in ("mask", "keep") and not (kind == "card" and mode == "last4"):
+            choices = "mask, keep or last4" if kind == "card" else "mask or keep"
+            problems.append(f"config.redaction.pii.{kind}: must be {choices}")
+    for i, region in enumerate(s.redaction.pii_regions):
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(
+                f"config.redaction.pii_regions[{i}]: not a region code (such as US, GB, DE)"
+            )
     for key in ("allow_query", "allow_headers"):
         for i, name in enumerate(getattr(s.redaction, key)):
             if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~\-]+", name):
