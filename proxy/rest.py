@@ -12,6 +12,7 @@ untouched; compressed bodies are forwarded compressed and decompressed only for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import zlib
@@ -97,6 +98,10 @@ def _render_multipart(redactor: Redactor, body: bytes, content_type: str, *, res
     return {"multipart": parts}
 
 
+_REALTIME: Final = re.compile(r"/(?:v1/realtime|openai/realtime|openai/v1/realtime)(?:/|$)")
+_STREAM_TAIL: Final = 64 * 1024  # bytes of a stream's end kept to find its usage
+
+
 def _decompressed(body: bytes, encoding: str) -> bytes | None:
     """A copy of a compressed body for the log (gzip/deflate), bounded; None if not."""
     if encoding in ("", "identity"):
@@ -115,7 +120,10 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     state: AppState = request.app[APP]
     redactor = state.redactor
     started = time.monotonic()
-    route = route_key(state.upstream.unprefixed(request.path))
+    path = state.upstream.unprefixed(request.path)
+    route = route_key(path)
+    # Outside Realtime (the app's chat, models, audio ... calls): summaries, not bodies.
+    generic = not _REALTIME.match(path)
     try:
         async with asyncio.timeout(state.settings.limits.body_timeout):
             body = await request.read()
@@ -134,8 +142,13 @@ async def exchange(request: web.Request) -> web.StreamResponse:
         "route": route or "generic",
         "request": {
             "headers": redactor.headers(request.headers.items()),
-            "body": render_body(
-                redactor, route, body, request.headers.get("Content-Type", ""), response=False
+            "body": _body(
+                redactor,
+                route,
+                body,
+                request.headers.get("Content-Type", ""),
+                response=False,
+                generic=generic,
             ),
         },
     }
@@ -159,11 +172,14 @@ async def exchange(request: web.Request) -> web.StreamResponse:
             ),
             proxy=None,
         ) as upstream_response:
-            response_body = await upstream_response.read()
             status = upstream_response.status
             headers = response_headers(upstream_response.headers.items())
             encoding = upstream_response.headers.get("Content-Encoding", "").lower()
             content_type = upstream_response.headers.get("Content-Type", "")
+            if content_type.lower().startswith("text/event-stream"):
+                # Server-sent events (a streamed completion): passed on as they arrive.
+                return await _stream(request, upstream_response, state, log, record, started)
+            response_body = await upstream_response.read()
     except TimeoutError:
         return _failed(state, log, record, started, 504, "connect_timeout")
     except (aiohttp.ClientError, OSError):
@@ -173,7 +189,7 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     record["status"] = status
     record["response"] = {
         "headers": redactor.headers(upstream_response.headers.items()),
-        "body": render_body(redactor, route, plain, content_type, response=True)
+        "body": _body(redactor, route, plain, content_type, response=True, generic=generic)
         if plain is not None
         else {"bytes": len(response_body), "content_encoding": redactor.cut(encoding, 32)},
     }
@@ -181,6 +197,116 @@ async def exchange(request: web.Request) -> web.StreamResponse:
     log.info("http.exchange", **record)
     state.metrics.rest_requests.labels(route=route or "generic", status=f"{status // 100}xx").inc()
     return web.Response(status=status, headers=headers, body=response_body)
+
+
+async def _stream(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    state: AppState,
+    log: Logger,
+    record: dict[str, Any],
+    started: float,
+) -> web.StreamResponse:
+    """Pass an event stream on chunk by chunk (never buffered whole), then log it: its
+    size, its events, and the model and usage its last events name."""
+    response = web.StreamResponse(
+        status=upstream.status, headers=response_headers(upstream.headers.items())
+    )
+    await response.prepare(request)
+    size = events = 0
+    tail = b""
+    try:
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+            size += len(chunk)
+            events += chunk.count(b"\n\ndata:") + chunk.startswith(b"data:")
+            tail = (tail + chunk)[-_STREAM_TAIL:]
+    except (aiohttp.ClientError, ConnectionError, OSError):
+        record["error"] = "stream_broken"
+    summary = _stream_summary(tail)
+    record["status"] = upstream.status
+    record["response"] = {
+        "headers": state.redactor.headers(upstream.headers.items()),
+        "body": {"bytes": size, "content_type": "text/event-stream", "events": events, **summary},
+    }
+    record["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+    log.info("http.exchange", **record)
+    state.metrics.rest_requests.labels(
+        route=record["route"], status=f"{upstream.status // 100}xx"
+    ).inc()
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.write_eof()
+    return response
+
+
+def _stream_summary(tail: bytes) -> dict[str, Any]:
+    """The model and usage named by the last JSON events of a stream (OpenAI sends usage
+    in the last chunk when asked), counts only."""
+    out: dict[str, Any] = {}
+    for line in reversed(tail.split(b"\n")):
+        if not line.startswith(b"data:"):
+            continue
+        try:
+            event = orjson.loads(line[5:])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            for key, value in summarise(event).items():
+                out.setdefault(key, value)
+        if "usage" in out and "model" in out:
+            break
+    return out
+
+
+def summarise(body: object) -> dict[str, Any]:
+    """What a JSON body outside Realtime is logged as: its model, object, status and
+    usage (counts only). Never the prompt or the answer: those are the user's."""
+    if not isinstance(body, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("model", "object", "status"):
+        value = body.get(key)
+        if isinstance(value, str) and len(value) <= 64 and value.isprintable():
+            out[key] = value
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        out["usage"] = {k: v for k, v in _counts(usage).items() if len(k) <= 40}
+    if isinstance(body.get("stream"), bool):
+        out["stream"] = body["stream"]
+    return out
+
+
+def _counts(usage: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in usage.items():
+        if type(value) is int and 0 <= value <= 2**53:
+            out[str(key)] = value
+        elif isinstance(value, dict) and depth < 2:
+            out[str(key)] = _counts(value, depth + 1)
+    return out
+
+
+def _body(
+    redactor: Redactor,
+    route: str | None,
+    body: bytes,
+    content_type: str,
+    *,
+    response: bool,
+    generic: bool,
+) -> Any:
+    """A body as logged: a Realtime body decoded and redacted (`render_body`); any other
+    summarised — size, content type and, for JSON, model, status and usage."""
+    if not generic:
+        return render_body(redactor, route, body, content_type, response=response)
+    if not body:
+        return None
+    media = content_type.split(";", 1)[0].strip().lower()
+    out: dict[str, Any] = {"bytes": len(body), "content_type": redactor.cut(media, 80)}
+    if media == "application/json" and len(body) <= _MAX_LOGGED_BODY:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            out.update(summarise(orjson.loads(body)))
+    return out
 
 
 def _failed(

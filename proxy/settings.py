@@ -66,9 +66,9 @@ class UpstreamSection:
     api_key_env: str | None = None
     connect_timeout: float = 10.0
     heartbeat: float = 20.0
-    forward_prefixes: list[str] = field(
-        factory=lambda: ["/v1/realtime", "/openai/realtime", "/openai/v1/realtime"]
-    )
+    # The upstream's whole API (a sidecar that takes over the app's base URL carries its
+    # chat, models, audio ... calls too); Realtime paths are decoded, the rest summarised.
+    forward_prefixes: list[str] = field(factory=lambda: ["/v1", "/openai"])
 
 
 @frozen(kw_only=True)

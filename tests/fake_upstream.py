@@ -43,6 +43,8 @@ class FakeUpstream:
         self.pings = 0
         # Canned REST answers, taken in order: (status, headers, body).
         self.answers: list[tuple[int, list[tuple[str, str]], bytes]] = []
+        # A streamed chat completion sends its first chunk, then waits for this.
+        self.stream_gate = asyncio.Event()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -112,6 +114,32 @@ class FakeUpstream:
         self.closed.set()
         return ws
 
+    async def _chat(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """A chat completion, whole or as server-sent events (its usage in the last)."""
+        asked = orjson.loads(body)
+        usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+        base = {"id": "chatcmpl-1", "created": 1756310470, "model": asked["model"]}
+        if not asked.get("stream"):
+            message = {"role": "assistant", "content": "Bonjour chat"}
+            return web.json_response(
+                {**base, "object": "chat.completion", "usage": usage,
+                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+            )  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = {**base, "object": "chat.completion.chunk"}
+        for i, word in enumerate(["Bonjour", " chat"]):
+            delta = {"index": 0, "delta": {"content": word}, "finish_reason": None}
+            await response.write(b"data: " + orjson.dumps({**chunk, "choices": [delta]}) + b"\n\n")
+            if i == 0:
+                # The client must see the first chunk before the rest is sent: a proxy
+                # that buffered the stream would wait here for ever.
+                await asyncio.wait_for(self.stream_gate.wait(), 10)
+        last = {**chunk, "choices": [], "usage": usage}
+        await response.write(b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
     async def rest(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if self.on_request is not None:
@@ -131,6 +159,8 @@ class FakeUpstream:
                 response.headers.add(name, value)
             return response
         path = request.path
+        if path == "/v1/chat/completions":
+            return await self._chat(request, body)
         if path.endswith("/realtime/calls"):
             return web.Response(
                 status=201,

@@ -359,3 +359,51 @@ async def test_binary_and_bad_frames_keep_the_session(
         r["reason"][:14] for r in sink.records("realtime.undecodable")
     ]
     await ws.close()
+
+
+async def test_the_apps_other_calls_go_through_the_same_base_url(
+    client: AsyncOpenAI, proxy: Any, fake: FakeUpstream, sink: MemorySink
+) -> None:
+    """
+    A sidecar that takes over the app's base URL carries the rest of the API: a chat
+    completion, whole and streamed, and a Realtime session, all through one base URL.
+    The stream reaches the client chunk by chunk (its second chunk is only sent once the
+    client has the first); the log summarises each exchange (model, usage) and holds no
+    prompt or answer.
+    """
+    whole = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "my secret plan is X"}]
+    )
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "my secret plan is X"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    words = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            words.append(chunk.choices[0].delta.content)
+            fake.stream_gate.set()  # the first chunk is here: let the rest go
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.response.create()
+        async for event in conn:
+            if event.type == "response.done":
+                break
+    await sessions_ended(proxy)
+
+    assert "Bonjour chat" == whole.choices[0].message.content
+    assert ["Bonjour", " chat"] == words
+    exchanges = [r for r in sink.records("http.exchange") if r["path"] == "/v1/chat/completions"]
+    assert [200, 200] == [r["status"] for r in exchanges]
+    assert [
+        {"bytes": exchanges[0]["response"]["body"]["bytes"], "content_type": "application/json",
+         "model": "gpt-4o-mini", "object": "chat.completion",
+         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}},
+        {"bytes": exchanges[1]["response"]["body"]["bytes"], "content_type": "text/event-stream",
+         "events": 4, "model": "gpt-4o-mini", "object": "chat.completion.chunk",
+         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}},
+    ] == [r["response"]["body"] for r in exchanges]  # fmt: skip
+    assert [True] == [r["request"]["body"].get("stream") for r in exchanges][1:]
+    assert 1 == len(sink.records("ws.close"))
+    _assert_no_leak(sink, "secret plan", "Bonjour")

@@ -379,10 +379,28 @@ async def test_connect_method_is_refused(proxy: Any, fake: FakeUpstream) -> None
     assert [] == fake.requests
 
 
-async def test_paths_outside_realtime_are_not_forwarded(proxy: Any, fake: FakeUpstream) -> None:
+@pytest.mark.parametrize(
+    "path", ["/v2/chat/completions", "/admin", "/", "/healthzz", "/v1x/models"]
+)
+async def test_paths_outside_the_forward_prefixes_are_not_forwarded(
+    proxy: Any, fake: FakeUpstream, path: str
+) -> None:
     """
-    earshot forwards only the Realtime paths: it is not a general API proxy.
+    earshot forwards the upstream's API (`/v1`, `/openai`) and nothing else.
     """
+    resp = await proxy.post(path, json={})
+
+    assert 404 == resp.status
+    assert [] == fake.requests
+
+
+async def test_with_realtime_prefixes_only_the_rest_of_the_api_is_not_forwarded(
+    make_proxy: Any, fake: FakeUpstream
+) -> None:
+    """
+    Narrowed to the Realtime prefixes, the proxy carries Realtime alone.
+    """
+    proxy = await make_proxy(upstream={"forward_prefixes": ["/v1/realtime", "/openai/realtime"]})
     resp = await proxy.post("/v1/chat/completions", json={})
 
     assert 404 == resp.status
