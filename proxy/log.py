@@ -270,6 +270,11 @@ class LogSink:
             self._fd = os.open(self._output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
 
+    def flush_soon(self) -> None:
+        """Have the writer write what is buffered now (SIGTERM: before the drain, so that a
+        runtime that kills the process after the app's own drain loses nothing)."""
+        self._wake.set()
+
     def reopen(self) -> None:
         """Reopen a log file (SIGHUP, after logrotate moved it): done by the writer between
         two writes, so no record is lost or split; `log.reopened` is the first record of

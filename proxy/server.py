@@ -68,6 +68,7 @@ async def serve(
     reuse_port: bool = False,
     reopen_log: Callable[[], None] | None = None,
     siblings: Siblings | None = None,
+    flush_log: Callable[[], None] | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain and return. SIGHUP calls `reopen_log`."""
     app = make_app(settings, log, metrics=metrics, siblings=siblings)
@@ -92,8 +93,16 @@ async def serve(
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        # The log first: as a native sidecar earshot is stopped after the app, and the
+        # pod's grace may be nearly spent; what is buffered is written before the drain.
+        if flush_log is not None:
+            flush_log()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     if reopen_log is not None:
         loop.add_signal_handler(signal.SIGHUP, reopen_log)
     log.info(
@@ -189,6 +198,7 @@ def _run_one(
                 reuse_port=reuse_port,
                 reopen_log=sink.reopen,
                 siblings=siblings,
+                flush_log=sink.flush_soon,
             )
         )
     except OSError as exc:

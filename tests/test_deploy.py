@@ -8,6 +8,7 @@ its config loads, and every query of the Grafana dashboard names a metric that a
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -26,7 +27,8 @@ from tests.fake_upstream import FakeUpstream
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 K8S = DEPLOY / "kubernetes"
 K8S_VERSION = "1.31"
-CORE_FILES = ["deployment.yaml", "secret.yaml", "networkpolicy.yaml"]
+CORE_FILES = ["deployment.yaml", "networkpolicy.yaml"]
+COMPONENT = K8S / "components" / "podmonitor"
 
 
 def _docs(name: str) -> list[dict[str, Any]]:
@@ -42,15 +44,111 @@ def test_the_manifests_validate_against_kubernetes_schemas(name: str) -> None:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-def test_the_kustomization_lists_every_manifest_and_the_config() -> None:
-    """
-    `kubectl apply -k` takes every manifest and makes the ConfigMap from earshot.yaml.
-    """
+def _render(*, with_podmonitor: bool) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` makes of the kit, for the features it uses: its resources,
+    the PodMonitor component when asked, the generated ConfigMap and the `images:` pin.
+    (`python tools/deploy_check.py` renders it with the real kubectl.)"""
     (kustomization,) = _docs("kustomization.yaml")
+    docs = [d for name in kustomization["resources"] for d in _docs(name)]
+    if with_podmonitor:
+        (component,) = [
+            d for d in yaml.safe_load_all((COMPONENT / "kustomization.yaml").read_text()) if d
+        ]
+        assert "Component" == component["kind"]
+        docs += [
+            d
+            for name in component["resources"]
+            for d in yaml.safe_load_all((COMPONENT / name).read_text())
+            if d
+        ]
+    for generator in kustomization["configMapGenerator"]:
+        data = {f: (K8S / f).read_text() for f in generator["files"]}
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": generator["name"]},
+                "data": data,
+            }
+        )
+    pins = {
+        i["name"]: f"{i.get('newName', i['name'])}:{i['newTag']}"
+        for i in kustomization.get("images", [])
+    }
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            container["image"] = pins.get(container["image"], container["image"])
+    return docs
 
-    assert {*CORE_FILES, "podmonitor.yaml"} == set(kustomization["resources"])
-    assert ["earshot.yaml"] == kustomization["configMapGenerator"][0]["files"]
-    assert (K8S / "earshot.yaml").exists()
+
+@pytest.mark.parametrize("with_podmonitor", [False, True])
+def test_the_rendered_kit_validates_with_and_without_the_podmonitor(with_podmonitor: bool) -> None:
+    """
+    The kit as `kubectl apply -k` sends it, strictly valid for Kubernetes 1.31; the
+    PodMonitor (a CRD, outside Kubernetes' schemas) only with its component, labelled
+    for kube-prometheus-stack's default selector.
+    """
+    docs = _render(with_podmonitor=with_podmonitor)
+    for doc in docs:
+        if doc["kind"] != "PodMonitor":
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+
+    assert with_podmonitor == bool(monitors)
+    assert [] == [d for d in docs if d["kind"] == "Secret"]  # created out of band
+    if monitors:
+        assert "release" in monitors[0]["metadata"]["labels"]
+
+
+def test_one_version_one_tag() -> None:
+    """
+    The image the pod runs is the project's version, as tools/build_image.py tags it.
+    """
+    version = re.search(
+        r'^version = "([^"]+)"', (DEPLOY.parent / "pyproject.toml").read_text(), re.M
+    )
+    assert version is not None
+    (deployment,) = [d for d in _render(with_podmonitor=False) if d["kind"] == "Deployment"]
+    (earshot,) = deployment["spec"]["template"]["spec"]["initContainers"]
+
+    assert f"earshot:{version.group(1)}" == earshot["image"]
+    spec = importlib.util.spec_from_file_location(
+        "build_image", DEPLOY.parent / "tools" / "build_image.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    build_image = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_image)
+    assert version.group(1) == build_image._version()
+
+
+def test_the_network_policy_opens_only_the_admin_port_to_labelled_namespaces() -> None:
+    """
+    The policy adds what earshot needs (its admin port, from namespaces labelled
+    `earshot.io/scrape: "true"`) and nothing of the app's: no proxy port, no namespace
+    chosen by name.
+    """
+    (policy,) = _docs("networkpolicy.yaml")
+    admin = load(K8S / "earshot.yaml", environ={}).listen.admin_port
+    (rule,) = policy["spec"]["ingress"]
+
+    assert [{"protocol": "TCP", "port": admin}] == rule["ports"]
+    assert [{"namespaceSelector": {"matchLabels": {"earshot.io/scrape": "true"}}}] == rule["from"]
+
+
+def test_the_app_container_passes_the_restricted_profile() -> None:
+    """
+    The example app runs as non-root with no privilege escalation and no capabilities.
+    """
+    (deployment,) = _docs("deployment.yaml")
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+
+    assert (True, False, ["ALL"]) == (
+        app["securityContext"]["runAsNonRoot"],
+        app["securityContext"]["allowPrivilegeEscalation"],
+        app["securityContext"]["capabilities"]["drop"],
+    )
 
 
 def test_the_pods_earshot_config_loads() -> None:
@@ -111,7 +209,7 @@ def test_the_podmonitor_scrapes_the_sidecars_port() -> None:
     The PodMonitor (a Prometheus Operator resource, outside Kubernetes' schemas) selects
     the pod and scrapes the port the sidecar names.
     """
-    (monitor,) = _docs("podmonitor.yaml")
+    (monitor,) = [d for d in yaml.safe_load_all((COMPONENT / "podmonitor.yaml").read_text()) if d]
     (deployment,) = _docs("deployment.yaml")
     ports = {
         p["name"] for p in deployment["spec"]["template"]["spec"]["initContainers"][0]["ports"]
@@ -176,3 +274,21 @@ async def test_every_dashboard_query_names_a_metric_earshot_exports(
 
     assert len(dashboard["panels"]) >= 12
     assert set() == queried - exported
+
+
+def test_every_dashboard_query_follows_the_namespace_job_and_pod_filters() -> None:
+    """
+    Each query is filtered by the dashboard's namespace, job and pod variables, and open
+    sessions are one line, summed over replicas.
+    """
+    board = json.loads((DEPLOY / "grafana" / "earshot.json").read_text())
+    names = {v["name"] for v in board["templating"]["list"]}
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    unfiltered = [
+        e for e in exprs for m in re.finditer(r"earshot_\w+(\{[^}]*\})?", e)
+        if not m.group(1) or not all("$" + v in m.group(1) for v in ("namespace", "job", "pod"))
+    ]  # fmt: skip
+
+    assert {"datasource", "namespace", "job", "pod"} <= names
+    assert [] == unfiltered
+    assert any(e.startswith("sum(earshot_sessions_active{") for e in exprs)

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -241,11 +242,30 @@ async def check_image(tag: str) -> list[tuple[str, bool, str]]:
     return results
 
 
+def _version() -> str:
+    """The project's version (pyproject.toml): the image's tag, as the manifests pin it."""
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    found = re.search(r'^version = "([^"]+)"', text, re.M)
+    return found.group(1) if found else "dev"
+
+
+def _prune() -> None:
+    """Remove what the build left: dangling layers of this and earlier runs (~415 MB a run
+    before), and working containers. The base and the image stay."""
+    subprocess.run(
+        ["buildah", "--storage-driver", "vfs", "rm", "--all"], capture_output=True, check=False
+    )
+    subprocess.run(
+        ["buildah", "--storage-driver", "vfs", "rmi", "--prune"], capture_output=True, check=False
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--suite", default="bookworm")
     parser.add_argument("--mirror", default="http://deb.debian.org/debian")
-    parser.add_argument("--tag", default="localhost/earshot:dev")
+    # One version, one tag: the manifests' `images:` pin names the same (README: push it).
+    parser.add_argument("--tag", default=f"localhost/earshot:{_version()}")
     parser.add_argument("--ca-file", type=Path, default=HOST_CA if HOST_CA.exists() else None)
     parser.add_argument("--no-host-ca", action="store_true")
     args = parser.parse_args()
@@ -272,6 +292,7 @@ def main() -> int:
         print(f"  size of {name}: {size}")
 
     results = asyncio.run(check_image(args.tag))
+    _prune()
     print("checks:")
     for check, passed, detail in results:
         print(f"  {'ok  ' if passed else 'FAIL'} {check}" + (f" ({detail})" if detail else ""))
