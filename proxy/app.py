@@ -29,6 +29,7 @@ from proxy.pricing import shipped_table
 from proxy.records import EventPolicy
 from proxy.redact import Policy, Redactor
 from proxy.settings import Settings
+from proxy.traces import Tracing
 from proxy.upstream import Upstream, trace_config
 from proxy.workers import Siblings
 
@@ -115,6 +116,7 @@ def make_app(
     if state.heartbeat is not None:
         state.heartbeat.on_error = lambda where, exc: state.metrics.internal_error(log, where, exc)
     app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_summary_clock)
     if state.heartbeat is not None:
         app.cleanup_ctx.append(state.heartbeat.running)
@@ -144,6 +146,22 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     yield
     await state.client.close()
     state.http = None
+
+
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    """OpenTelemetry, when `otel.endpoint` is set: made at start, flushed at the end
+    (bounded by the export timeout, off the event loop)."""
+    state = app[APP]
+    metrics = state.metrics
+    state.tracing = Tracing.from_settings(
+        state.settings.otel,
+        dropped=lambda n: metrics.otel_dropped.inc(n),
+        log_failure=lambda n: state.log.warning("otel.export_failed", count=n),
+    )
+    yield
+    if state.tracing is not None:
+        await asyncio.to_thread(state.tracing.shutdown)
+        state.tracing = None
 
 
 async def _summary_clock(app: web.Application) -> AsyncIterator[None]:

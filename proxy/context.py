@@ -21,6 +21,7 @@ from proxy.pricing import PriceTable
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Redactor
 from proxy.settings import Settings
+from proxy.traces import Tracing
 from proxy.upstream import Upstream
 from proxy.workers import Siblings
 
@@ -44,6 +45,8 @@ class AppState:
     siblings: Siblings | None = None
     # The one clock that pings every session's quiet legs (None: `upstream.heartbeat: 0`).
     heartbeat: Heartbeat | None = None
+    # OpenTelemetry traces (None: `otel.endpoint` unset).
+    tracing: Tracing | None = None
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
     recorders: set[Recorder] = attrs.field(factory=set)
     # Set while no session is open: what a drain waits for.

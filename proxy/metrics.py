@@ -132,6 +132,11 @@ class Metrics:
             "Worker processes that ended unexpectedly and were started again",
             registry=self.registry,
         )
+        self.otel_dropped = Counter(
+            "earshot_otel_spans_dropped",
+            "Spans dropped: the export queue was full or the collector did not take them",
+            registry=self.registry,
+        )
         self.pii = Counter(
             "earshot_pii_redactions",
             "Personal data masked in kept text, by kind (card, iban, email, phone, ssn)",

@@ -41,6 +41,7 @@ from proxy.heartbeat import Heartbeat, Leg
 from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
 from proxy.settings import LimitsSection
+from proxy.traces import SessionTrace
 from proxy.turns import TurnTracker
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
@@ -83,8 +84,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         budget=_budget(state.settings.limits),
         on_error=lambda where, exc: state.metrics.internal_error(recorder.log, where, exc),
     )
+    spans = _session_trace(request, state, conn, started)
     # Turns, latency and cost: not on the translation socket, which has no responses.
-    turns = None if event_set == "translation" else _turn_tracker(request, state, recorder)
+    turns = None if event_set == "translation" else _turn_tracker(request, state, recorder, spans)
     end = Ending()
     state.session_opened(ws, recorder)
     state.metrics.sessions_active.inc()
@@ -118,7 +120,37 @@ async def realtime(request: web.Request) -> web.StreamResponse:
         recorder.close()
         totals = turns.close(time.monotonic()) if turns is not None else {}
         _log_close(state, recorder, end, started, totals)
+        if spans is not None:
+            spans.close(
+                {
+                    "gen_ai.conversation.id": recorder.session_id,
+                    "earshot.closed_by": end.by,
+                    "earshot.close_code": end.code,
+                    "earshot.turns": totals.get("turns"),
+                    "earshot.cost_usd": totals.get("cost_usd"),
+                },
+                time.monotonic(),
+            )
     return ws
+
+
+def _session_trace(
+    request: web.Request, state: AppState, conn: str, started: float
+) -> SessionTrace | None:
+    """The session's root span (SPEC §4b), when traces are on."""
+    if state.tracing is None:
+        return None
+    model = request.query.get("model") or request.query.get("deployment")
+    azure = request.path.startswith(("/openai/", f"{state.upstream.prefix}/openai/"))
+    return state.tracing.session(
+        {
+            "gen_ai.provider.name": "azure.ai.openai" if azure else "openai",
+            "gen_ai.operation.name": "realtime",
+            "gen_ai.request.model": state.redactor.cut(model, 128) if model else None,
+            "earshot.conn": conn,
+        },
+        started,
+    )
 
 
 def _session_log(request: web.Request, state: AppState, conn: str) -> Logger:
@@ -196,12 +228,17 @@ async def _finish(
     await close_quietly(ws, WSCloseCode.INTERNAL_ERROR if lost else WSCloseCode.GOING_AWAY)
 
 
-def _turn_tracker(request: web.Request, state: AppState, recorder: Recorder) -> TurnTracker:
-    """The session's turns, recorded through the recorder's (session-bound) logger."""
+def _turn_tracker(
+    request: web.Request, state: AppState, recorder: Recorder, spans: SessionTrace | None
+) -> TurnTracker:
+    """The session's turns, recorded through the recorder's (session-bound) logger, and
+    made spans of when traces are on (per record, never per frame)."""
 
     def write(event: str, fields: dict[str, Any]) -> None:
         recorder.log.info(event, **fields)
         state.metrics.turn_record(event, fields, state.prices.key(tracker.model) or "other")
+        if spans is not None:
+            spans.record(event, fields, time.monotonic())
 
     tracker = TurnTracker(
         write,

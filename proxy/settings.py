@@ -128,6 +128,16 @@ class RedactionSection:
 
 
 @frozen(kw_only=True)
+class OtelSection:
+    """`otel`: OpenTelemetry traces of sessions and turns (off while `endpoint` is unset)."""
+
+    endpoint: str | None = None  # the collector's base URL: spans go to /v1/traces under it
+    headers_env: str | None = None  # a variable holding `k=v,k=v` headers (an API key)
+    service_name: str = "earshot"
+    include_text: bool = False
+
+
+@frozen(kw_only=True)
 class ShutdownSection:
     """`shutdown`: how long open sessions may finish after SIGTERM."""
 
@@ -144,6 +154,7 @@ class Settings:
     log: LogSection = field(factory=LogSection)
     redaction: RedactionSection = field(factory=RedactionSection)
     shutdown: ShutdownSection = field(factory=ShutdownSection)
+    otel: OtelSection = field(factory=OtelSection)
     # Models added to or replacing the shipped price table (`null`: not priced by token).
     pricing: dict[str, Prices | None] = field(factory=dict)
 
@@ -160,6 +171,7 @@ for _cls in (
     LogSection,
     RedactionSection,
     ShutdownSection,
+    OtelSection,
     Settings,
 ):
     attrs.resolve_types(_cls)
@@ -299,6 +311,10 @@ def _check(s: Settings) -> list[str]:
         elif mode not in TEXT_MODES:
             problems.append(f"{where}: must be keep, hash, length or drop")
     problems += _check_output(s.log.output)
+    if s.otel.endpoint is not None:
+        scheme = urlsplit(s.otel.endpoint).scheme
+        if scheme not in ("http", "https") or not urlsplit(s.otel.endpoint).hostname:
+            problems.append("config.otel.endpoint: must be an http(s) URL (the collector's base)")
     for model, prices in s.pricing.items():
         for kind, value in attrs.asdict(prices).items() if prices is not None else ():
             if value < 0:

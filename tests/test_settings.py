@@ -210,3 +210,19 @@ def test_no_price_is_nan_or_infinite(spelling: str) -> None:
         parse({"pricing": {"m": {"text_input": yaml.safe_load(spelling)}}}, environ={})
 
     assert ["config.pricing.m.text_input: must be a finite number"] == caught.value.problems
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["collector:4318", "grpc://collector:4317", "http://", "ftp://x"]
+)
+def test_an_otel_endpoint_must_be_an_http_url(endpoint: str) -> None:
+    """
+    The collector's base URL is http(s) with a host: anything else is an error at start,
+    not spans silently lost.
+    """
+    with pytest.raises(ConfigError) as caught:
+        parse({"otel": {"endpoint": endpoint}}, environ={})
+
+    assert [
+        "config.otel.endpoint: must be an http(s) URL (the collector's base)"
+    ] == caught.value.problems
