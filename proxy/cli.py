@@ -7,6 +7,7 @@ session through the proxy offline and shows its records.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -124,11 +125,16 @@ def check_config(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `earshot` command. Ctrl-C before the proxy is serving exits quietly (130)."""
+    """The `earshot` command. Ctrl-C before the proxy is serving exits quietly (130);
+    a reader that stops early (`| head`) ends the output without a traceback."""
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # What is left for stdout goes nowhere, and Python's exit flush does not fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _main(argv: list[str]) -> int:
@@ -138,8 +144,12 @@ def _main(argv: list[str]) -> int:
         return report(argv[1:])
     if argv and argv[0] == "demo":
         from proxy import demo
+        from proxy.settings import ConfigError
 
-        return demo.main(argv[1:])
+        try:
+            return demo.main(argv[1:])
+        except ConfigError as exc:  # a bad file or a stray EARSHOT_* variable: as anywhere
+            return _report(exc)
     if argv and argv[0] == "run":
         argv = argv[1:]
     args = _parser().parse_args(argv)

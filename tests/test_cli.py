@@ -344,17 +344,21 @@ def test_ctrl_c_at_start_exits_quietly(tmp_path: Path) -> None:
         "cli._main = started\n"
         "sys.exit(cli.main(['--port', sys.argv[1]]))\n"
     )
-    proc = subprocess.Popen(
+    # A shell running `.ci/run` in the background ignores SIGINT, and a child inherits
+    # that: earshot honouring it would be right, and this test would wait in vain. The
+    # child starts with SIGINT's default disposition, as a terminal's foreground job does.
+    with process(
         [sys.executable, "-c", start, str(free_port())],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    assert b"go\n" == proc.stdout.readline()  # `main` starts now: imports, config, serving
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    ) as proc:
+        assert proc.stdout is not None
+        assert b"go\n" == proc.stdout.readline()  # `main` starts now: imports, config, serving
 
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
 
     assert b"Traceback" not in err
     assert proc.returncode in (0, 130)
@@ -489,3 +493,57 @@ async def test_one_scrape_adds_up_every_worker(upstream: Any, tmp_path: Path) ->
                 await ws.close()
         assert 0 == await terminated(proc)
     assert [] == list(tmp.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("config", "environ", "line"),
+    [
+        ("listen: {port: 99999}\n", {}, "config.listen.port: must be between 0 and 65535"),
+        (
+            "",
+            {"EARSHOT_BOGUS_KEY": "1"},
+            "env EARSHOT_BOGUS_KEY: matches no config key (EARSHOT_<SECTION>_<KEY>)",
+        ),
+    ],
+)
+def test_the_demo_with_a_bad_config_says_so_in_one_line(
+    tmp_path: Path, config: str, environ: dict[str, str], line: str
+) -> None:
+    """
+    `earshot demo` with a bad file or a stray `EARSHOT_*` variable: the problem on one
+    line and exit 2, as every other command (it was a traceback and exit 1).
+    """
+    path = tmp_path / "c.yaml"
+    path.write_text(config or "{}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "demo", "--config", str(path)],
+        cwd=ROOT, capture_output=True, env={**os.environ, **environ}, timeout=60,
+    )  # fmt: skip
+
+    assert (2, [line]) == (done.returncode, done.stderr.decode().splitlines())
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """
+    `earshot report big.jsonl | head -1`: the reader closes the pipe after one line;
+    earshot stops writing without a `BrokenPipeError` traceback.
+    """
+    log = tmp_path / "big.jsonl"
+    record = b'{"ts":"2026-12-01T10:00:00.000000Z","level":"info","event":"ws.open","conn":"c_%d","model":"gpt-realtime"}\n'
+    log.write_bytes(b"".join(record % n for n in range(20_000)))
+    with process(
+        [sys.executable, "-m", "proxy", "report", str(log)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        proc.wait(60)
+
+    assert b"Traceback" not in err
+    assert b"BrokenPipe" not in err
