@@ -36,6 +36,9 @@ _INPUT_BOUNDARIES: Final = frozenset(
     }
 )
 _RESPONSE_BOUNDARIES: Final = frozenset({"response.done", "response.cancel", "session.closed"})
+# The end of a stream of deltas: `x.done` (text, audio, arguments) and `x.completed` or
+# `x.failed` (input transcription) end the summary of `x.delta` for the same item, at once.
+_STREAM_ENDS: Final = (".done", ".completed", ".failed")
 
 
 def is_boundary(event_type: str) -> bool:
@@ -43,7 +46,7 @@ def is_boundary(event_type: str) -> bool:
     return (
         event_type in _INPUT_BOUNDARIES
         or event_type in _RESPONSE_BOUNDARIES
-        or event_type.endswith(".done")
+        or event_type.endswith(_STREAM_ENDS)
     )
 
 
@@ -164,8 +167,8 @@ class Summaries:
         ended: list[SummaryKey] = []
         if event_type in _INPUT_BOUNDARIES:
             ended += [k for k in self._open if k.direction == "client"]
-        if event_type.endswith(".done"):
-            delta = event_type[: -len(".done")] + ".delta"
+        if event_type.endswith(_STREAM_ENDS):
+            delta = event_type[: event_type.rfind(".")] + ".delta"
             ended += [k for k in self._open if k.type == delta and k.item_id in (item_id, None)]
         if event_type in _RESPONSE_BOUNDARIES:
             ended += [

@@ -313,3 +313,53 @@ def test_validation_problems_are_logged() -> None:
     assert ["$.item.content[0].type: not allowed for role system (allowed: input_text)"] == record[
         "problems"
     ]
+
+
+def test_transcription_delta_summaries_are_written_when_their_item_completes() -> None:
+    """
+    Input transcription streams end with `.completed` (not `.done`): its delta summary is
+    written then, before the completed event's own record, not at the next flush or the
+    close (a timeline drew one long text bar).
+    """
+    from proxy.log import make_logger
+    from proxy.records import EventPolicy, Recorder
+    from proxy.redact import Policy, Redactor
+    from tests.conftest import MemorySink
+
+    sink = MemorySink()
+    recorder = Recorder(
+        make_logger(sink),
+        Redactor(Policy()),
+        EventPolicy({"default": "full", "*.delta": "summary"}),
+        summary_interval=1e9,
+    )
+    for word in ("my ", "name ", "is ann"):
+        recorder.text(
+            "server",
+            orjson.dumps(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    "item_id": "item_1",
+                    "content_index": 0,
+                    "delta": word,
+                }
+            ),
+        )
+    recorder.text(
+        "server",
+        orjson.dumps(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": "item_1",
+                "content_index": 0,
+                "transcript": "my name is ann",
+            }
+        ),
+    )
+
+    events = [(r["event"], r.get("type")) for r in sink.records()]
+    assert [
+        ("realtime.summary", "conversation.item.input_audio_transcription.delta"),
+        ("realtime.event", "conversation.item.input_audio_transcription.completed"),
+    ] == events
+    assert 3 == sink.records("realtime.summary")[0]["frames"]
