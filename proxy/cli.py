@@ -70,14 +70,28 @@ def report(argv: Sequence[str]) -> int:
     parser.add_argument("logs", nargs="+", help="log files, .gz files, or - for stdin")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--conn", help="only this connection id")
-    parser.add_argument("--since", help="only sessions starting at or after (RFC 3339)")
+    parser.add_argument(
+        "--since",
+        help="only sessions starting at or after: an RFC 3339 time (any offset) or a"
+        " duration back from now (90m, 2h, 1d)",
+    )
+    parser.add_argument(
+        "--turns",
+        action="store_true",
+        help="list turns instead of sessions, the slowest user wait first",
+    )
+    parser.add_argument("--limit", type=int, default=50, help="turns listed (with --turns)")
     parser.add_argument("--model", help="only sessions of this model")
     parser.add_argument("--html", metavar="FILE", help="also write a timeline page to FILE")
     args = parser.parse_args(argv)
     from proxy import report as report_module
     from proxy import timeline
 
-    filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
+    try:
+        filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
+    except ValueError as exc:
+        sys.stderr.write(f"earshot report: {exc}\n")
+        return 2
     sections = timeline.Sections() if args.html is not None else None
     try:
         built = report_module.build(
@@ -85,6 +99,7 @@ def report(argv: Sequence[str]) -> int:
             filters,
             marker=timeline.mark if sections is not None else None,
             on_closed=sections.add if sections is not None else None,
+            turns=max(1, args.limit) if args.turns else 0,
         )
         if args.html is not None and sections is not None:
             with open(args.html, "w", encoding="utf-8") as page:
@@ -95,7 +110,11 @@ def report(argv: Sequence[str]) -> int:
     finally:
         if sections is not None:
             sections.close()
-    if args.json:
+    if args.turns and args.json:
+        sys.stdout.buffer.write(report_module.turns_json(built))
+    elif args.turns:
+        sys.stdout.write(report_module.turns_table(built))
+    elif args.json:
         sys.stdout.buffer.write(report_module.as_json(built))
     else:
         sys.stdout.write(report_module.table(built))

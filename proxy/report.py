@@ -12,10 +12,13 @@ empty).
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
+import re
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final
 
 import attrs
@@ -155,19 +158,69 @@ def num(value: object) -> float | None:
 
 @attrs.define
 class Filters:
-    """Which sessions to report: by connection id, start time (RFC 3339) and model."""
+    """Which sessions to report: by connection id, start time and model. `since` is an
+    RFC 3339 time with any offset (`2026-12-01T10:30:00+01:00`) or a duration back from
+    now (`90m`, `2h`, `1d`, `45s`)."""
 
     conn: str | None = None
     since: str | None = None
     model: str | None = None
+    _since: datetime | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.since is not None:
+            self._since = since_time(self.since)
+
+    def keep_turn(self, record: dict[str, Any]) -> bool:
+        """Whether a turn record passes the filters (its own start, conn and model)."""
+        if self._since is not None:
+            start = _parse_ts(_str(record.get("start_ts")) or _str(record.get("ts")))
+            if start is None or start < self._since:
+                return False
+        return (self.conn is None or record.get("conn") == self.conn) and (
+            self.model is None or record.get("model") == self.model
+        )
 
     def keep(self, row: SessionRow) -> bool:
         """Whether `row` passes every filter given."""
-        return (
-            (self.conn is None or row.conn == self.conn)
-            and (self.since is None or (row.start or "") >= self.since)
-            and (self.model is None or row.model == self.model)
+        if self._since is not None:
+            start = _parse_ts(row.start)
+            if start is None or start < self._since:
+                return False
+        return (self.conn is None or row.conn == self.conn) and (
+            self.model is None or row.model == self.model
         )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SINCE_FORMS: Final = (
+    "--since takes an RFC 3339 time (2026-12-01T10:30:00Z, any offset) or a duration"
+    " back from now (90m, 2h, 1d)"
+)
+
+
+def since_time(text: str, now: datetime | None = None) -> datetime:
+    """`--since` as an aware UTC time: RFC 3339 (any offset; `Z`) or a duration back from
+    `now` (`90m`, `2h`, `1d`). A ValueError names what it takes."""
+    found = _DURATION.fullmatch(text.strip())
+    if found:
+        back = float(found.group(1)) * _UNIT_S[found.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(seconds=back)
+    parsed = _parse_ts(text.strip())
+    if parsed is None:
+        raise ValueError(_SINCE_FORMS)
+    return parsed
+
+
+def _parse_ts(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @attrs.define
@@ -177,6 +230,38 @@ class Report:
 
     rows: list[SessionRow] = attrs.field(factory=list)
     skipped: int = 0
+    # With `--turns`: the slowest turns, as (wait, order, figures), at most `turn_limit`.
+    turns: list[tuple[float, int, dict[str, Any]]] = attrs.field(factory=list)
+    turn_limit: int = 0
+
+    def add_turn(self, record: dict[str, Any]) -> None:
+        """Keep a turn if it is among the slowest `turn_limit` (a bounded heap)."""
+        wait = num(record.get("user_wait_ms"))
+        wait = num(record.get("latency_ms")) if wait is None else wait
+        if wait is None or not 0 <= wait <= _MAX_MS:
+            return
+        figures = {
+            "session": _str(record.get("session")),
+            "conn": _str(record.get("conn")),
+            "response_id": _str(record.get("response_id")),
+            "start": _str(record.get("start_ts")) or _str(record.get("ts")),
+            "model": _str(record.get("model")),
+            "trigger": _str(record.get("trigger")),
+            "status": _str(record.get("status")),
+            "user_wait_ms": wait,
+            "latency_ms": num(record.get("latency_ms")),
+            "interrupted": record.get("interrupted") is True,
+            "cost_usd": num(record.get("cost_usd")),
+        }
+        entry = (wait, -len(self.turns) - self.skipped, figures)
+        if len(self.turns) < self.turn_limit:
+            heapq.heappush(self.turns, entry)
+        elif self.turns and entry[0] > self.turns[0][0]:
+            heapq.heapreplace(self.turns, entry)
+
+    def slowest_turns(self) -> list[dict[str, Any]]:
+        """The turns kept, slowest wait first."""
+        return [f for _, _, f in sorted(self.turns, key=lambda e: (-e[0], e[1]))]
 
     def totals(self) -> dict[str, Any]:
         """The sums over every row (latency over every turn)."""
@@ -246,12 +331,13 @@ def build(
     *,
     marker: Marker | None = None,
     on_closed: Callable[[SessionRow], None] | None = None,
+    turns: int = 0,
 ) -> Report:
     """Read the logs, streaming, into a report. With a `marker`, each session's records
     are also turned into timeline marks, and `on_closed` takes each session kept by the
     filters once it has ended (or at the end of the input)."""
     filters = filters or Filters()
-    report = Report()
+    report = Report(turn_limit=turns)
     open_rows: dict[str, SessionRow] = {}
     for line in _lines(paths, stdin or sys.stdin.buffer):
         if line is None:
@@ -275,6 +361,8 @@ def build(
         if row is None:
             row = open_rows[conn] = SessionRow(conn=_str(conn) or "?")
         row.add(record, marker)
+        if turns and record["event"] == "realtime.turn" and filters.keep_turn(record):
+            report.add_turn(record)
         if record["event"] == "ws.close":
             del open_rows[conn]
             _closed(row, filters, report, on_closed)
@@ -304,46 +392,91 @@ def _fmt(value: object, spec: str = "") -> str:
 
 
 def _when(ts: str | None) -> str:
-    """`2026-12-02T14:38:32.77Z` as `12-02 14:38` (UTC)."""
-    return f"{ts[5:10]} {ts[11:16]}" if ts and len(ts) >= 16 else "-"
+    """`2026-12-02T14:38:32.77Z` as `12-02 14:38:32` (UTC)."""
+    return f"{ts[5:10]} {ts[11:19]}" if ts and len(ts) >= 19 else "-"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _columns(head: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Rows laid out in columns as wide as their widest cell: nothing is ever cut. The
+    first `left` columns are left-aligned (words), the rest right-aligned (figures)."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    out = []
+    for r in [head, *rows]:
+        cells = [
+            c.ljust(w) if i < left or i == len(head) - 1 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        out.append(" ".join(cells).rstrip())
+    return out
 
 
 def table(report: Report) -> str:
-    """The report as a terminal table, at most 100 columns wide."""
-    head = (
-        f"{'start (UTC)':11} {'model':12} {'dur s':>5} {'turns':>5} {'p50ms':>5} {'p95ms':>5} "
-        f"{'maxms':>5} {'int':>3} {'tools':>5} {'tok i/o':>9} {'cost $':>7} {'bad':>3} close"
-    )
-    rule = "-" * 100
-    lines = [head, rule]
+    """The report as a terminal table: each column as wide as it needs, figures whole."""
+    head = ["session", "start (UTC)", "model", "dur s", "turns", "p50 ms", "p95 ms",
+            "max ms", "int", "tools", "tokens in/out", "cost $", "bad", "close"]  # fmt: skip
+    rows, notes = [], {}
     for row in report.rows:
         f = row.figures()
         lat = f["latency_ms"]
         tokens = f["tokens"]
         tokens_in = tokens["input_audio"] + tokens["input_text"]
-        tok = f"{tokens_in}/{tokens['output_audio'] + tokens['output_text']}"
         closed = f"{f['closed_by'] or '?'} {_fmt(f['code'])}" if f["closed_by"] else "open"
         dur = f["duration_ms"] / 1000 if f["duration_ms"] is not None else None
-        lines.append(
-            f"{_when(f['start']):11} {(f['model'] or '-')[:12]:12} {_fmt(dur, '.0f'):>5} "
-            f"{f['turns']:>5} {_fmt(lat['p50'], '.0f'):>5} {_fmt(lat['p95'], '.0f'):>5} "
-            f"{_fmt(lat['max'], '.0f'):>5} {f['interruptions']:>3} {f['tool_calls']:>5} "
-            f"{tok[:9]:>9} {_fmt(f['cost_usd'], '.4f'):>7} {f['undecodable']:>3} {closed[:13]}"
-        )
+        rows.append(
+            [f["session"] or f["conn"], _when(f["start"]), f["model"] or "-",
+             _fmt(dur, ".1f"), str(f["turns"]), _fmt(lat["p50"], ".0f"), _fmt(lat["p95"], ".0f"),
+             _fmt(lat["max"], ".0f"), str(f["interruptions"]), str(f["tool_calls"]),
+             f"{tokens_in}/{tokens['output_audio'] + tokens['output_text']}",
+             _fmt(f["cost_usd"], ".4f"), str(f["undecodable"]), closed]
+        )  # fmt: skip
         if f["slowest_tool"]:
             slow = f["slowest_tool"]
-            lines.append(f"{'':12}slowest tool: {slow['name'][:40]} {slow['duration_ms']:.0f} ms")
+            notes[len(rows) - 1] = f"  slowest tool: {slow['name']} {slow['duration_ms']:.0f} ms"
+    laid = _columns(head, rows, left=3)
+    lines = [laid[0], "-" * len(laid[0])]
+    for i, line in enumerate(laid[1:]):
+        lines.append(line)
+        if i in notes:
+            lines.append(notes[i])
     t = report.totals()
     lat = t["latency_ms"]
     lines += [
-        rule,
-        f"{t['sessions']} sessions, {t['turns']} turns; latency p50 {_fmt(lat['p50'], '.0f')} ms,"
-        f" p95 {_fmt(lat['p95'], '.0f')} ms, max {_fmt(lat['max'], '.0f')} ms",
-        f"{t['interruptions']} interruptions, {t['tool_calls']} tool calls, cost "
-        f"${_fmt(t['cost_usd'], '.4f')}, {t['undecodable']} undecodable frames",
-        f"{t['skipped_lines']} lines skipped: not earshot records",
+        "-" * len(laid[0]),
+        f"{_plural(t['sessions'], 'session')}, {_plural(t['turns'], 'turn')}; latency p50 "
+        f"{_fmt(lat['p50'], '.0f')} ms, p95 {_fmt(lat['p95'], '.0f')} ms, max "
+        f"{_fmt(lat['max'], '.0f')} ms",
+        f"{_plural(t['interruptions'], 'interruption')}, {_plural(t['tool_calls'], 'tool call')}, "
+        f"cost ${_fmt(t['cost_usd'], '.4f')}, {_plural(t['undecodable'], 'undecodable frame')}",
+        f"{_plural(t['skipped_lines'], 'line')} skipped: not earshot records",
     ]
     return "\n".join(lines) + "\n"
+
+
+def turns_table(report: Report) -> str:
+    """`--turns`: the slowest turns first, with their session and response ids."""
+    head = ["user wait ms", "latency ms", "session", "response", "start (UTC)", "model",
+            "trigger", "status", "cut", "cost $"]  # fmt: skip
+    rows = [
+        [_fmt(t["user_wait_ms"], ".0f"), _fmt(t["latency_ms"], ".0f"),
+         t["session"] or t["conn"] or "-", t["response_id"] or "-", _when(t["start"]),
+         t["model"] or "-", t["trigger"] or "-", t["status"] or "-",
+         "yes" if t["interrupted"] else "no", _fmt(t["cost_usd"], ".4f")]
+        for t in report.slowest_turns()
+    ]  # fmt: skip
+    laid = _columns(head, rows, left=0)
+    footer = f"{_plural(len(rows), 'turn')}, slowest first"
+    return "\n".join([laid[0], "-" * len(laid[0]), *laid[1:], footer]) + "\n"
+
+
+def turns_json(report: Report) -> bytes:
+    """`--turns --json`: `{"turns": [...]}`, slowest first."""
+    return orjson.dumps(
+        {"turns": report.slowest_turns()}, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    )
 
 
 def as_json(report: Report) -> bytes:

@@ -182,7 +182,96 @@ async def test_the_golden_session(
         session["closed_by"],
         session["code"],
     )
-    assert all(len(line) <= 100 for line in text.splitlines())
+    tokens = session["tokens"]
+    tok = f"{tokens['input_audio'] + tokens['input_text']}/{tokens['output_audio'] + tokens['output_text']}"
+    (line,) = [x for x in text.splitlines() if x.startswith("sess_FAKE1")]
+    assert ["sess_FAKE1", "gpt-realtime", tok, "0.0003", "client", "1000"] == [
+        w
+        for w in line.split()
+        if w in ("sess_FAKE1", "gpt-realtime", tok, "0.0003", "client", "1000")
+    ]
+
+
+def test_no_figure_or_name_is_ever_cut(tmp_path: Path) -> None:
+    """
+    `gpt-realtime-mini` and 26460/5100 tokens are printed whole (they were cut to
+    `gpt-realtime` and `26460/510`): columns widen to their content. Times carry seconds,
+    and counts their plurals.
+    """
+    path = tmp_path / "earshot.jsonl"
+    usage = {
+        "input_token_details": {"text_tokens": 26460},
+        "output_token_details": {"text_tokens": 5100},
+    }
+    path.write_bytes(
+        b"\n".join(
+            [
+                _record("c_a", "ws.open", "2026-12-01T10:00:07.000000Z", model="gpt-realtime-mini"),
+                _record(
+                    "c_a",
+                    "realtime.turn",
+                    "2026-12-01T10:00:08.000000Z",
+                    latency_ms=420.0,
+                    usage=usage,
+                ),
+                _record(
+                    "c_a",
+                    "ws.close",
+                    "2026-12-01T10:00:09.000000Z",
+                    closed_by="client",
+                    code=1000,
+                    duration_ms=2000.0,
+                ),
+            ]
+        )
+        + b"\n"
+    )
+    text = table(build([str(path)]))
+
+    assert "gpt-realtime-mini" in text.split()
+    assert "26460/5100" in text.split()
+    assert "12-01 10:00:07" in text
+    assert "1 session, 1 turn;" in text
+    assert "0 interruptions, 0 tool calls" in text
+
+
+@pytest.mark.parametrize(
+    ("since", "kept"),
+    [
+        ("2026-12-01T10:30:00Z", ["c_b"]),
+        ("2026-12-01T11:30:00+01:00", ["c_b"]),  # 10:30 UTC, written with an offset
+        ("2026-12-01T09:30:00-01:00", ["c_b"]),
+        ("2026-12-01T05:00:00-05:00", ["c_a", "c_b"]),
+    ],
+)
+def test_since_takes_any_offset(tmp_path: Path, since: str, kept: list[str]) -> None:
+    """
+    `--since` compares times, not strings: an offset other than `Z` selects the same
+    sessions as its UTC spelling (string comparison gave 0 sessions).
+    """
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(_interleaved())
+
+    assert kept == sorted(r.conn for r in build([str(path)], Filters(since=since)).rows)
+
+
+def test_since_takes_a_duration_back_from_now() -> None:
+    """
+    `90m`, `2h`, `1d`, `45s`: that long before now; anything else is a clear error.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from proxy.report import since_time
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert [
+        now - timedelta(minutes=90),
+        now - timedelta(hours=2),
+        now - timedelta(days=1),
+        now - timedelta(seconds=45),
+    ] == [since_time(t, now) for t in ("90m", "2h", "1d", "45s")]
+    with pytest.raises(ValueError, match="RFC 3339"):
+        since_time("yesterday", now)
 
 
 def test_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -453,3 +542,50 @@ def test_a_page_lets_each_sessions_marks_go_once_it_is_drawn(tmp_path: Path) -> 
     assert 20 == len(report.rows)
     assert [] == [row.conn for row in report.rows if row.marks]
     assert 20 == page.count('<section class="session"')
+
+
+def test_turns_lists_the_slowest_waits_first_with_their_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    `earshot report --turns`: one line per turn, slowest first, with the session and
+    response ids; `--limit` keeps the slowest that many (a bounded heap, not every turn).
+    """
+    path = tmp_path / "earshot.jsonl"
+    lines = [_record("c_a", "ws.open", model="gpt-realtime")]
+    for i, wait in enumerate([300.0, 1200.0, 450.0, 90.0]):
+        lines.append(
+            _record(
+                "c_a",
+                "realtime.turn",
+                session="sess_A",
+                response_id=f"resp_{i}",
+                latency_ms=wait,
+                status="completed",
+            )
+        )
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    assert 0 == cli.main(["report", "--turns", "--limit", "3", "--json", str(path)])
+    turns = orjson.loads(capsys.readouterr().out)["turns"]
+    assert [("resp_1", 1200.0), ("resp_2", 450.0), ("resp_0", 300.0)] == [
+        (t["response_id"], t["user_wait_ms"]) for t in turns
+    ]
+    assert {"sess_A"} == {t["session"] for t in turns}
+    assert 0 == cli.main(["report", "--turns", str(path)])
+    text = capsys.readouterr().out
+    assert text.splitlines()[2].split()[:4] == ["1200", "1200", "sess_A", "resp_1"]
+    assert "4 turns, slowest first" in text
+
+
+def test_a_bad_since_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    `--since yesterday`: what it takes, on one line; exit 2.
+    """
+    path = tmp_path / "earshot.jsonl"
+    path.write_bytes(b"")
+
+    assert 2 == cli.main(["report", "--since", "yesterday", str(path)])
+    assert 1 == len(capsys.readouterr().err.splitlines())
