@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import base64
 import math
+import signal
 import struct
 import sys
 from collections.abc import Sequence
@@ -345,10 +346,7 @@ async def _paced_client(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
 async def run_demo(config_path: str | None, out: Any, note: Any, *, paced: bool = False) -> int:
     """Run the scripted session: records to `out`, the closing summary to `note`. Paced:
     a voice turn at the pace of the real API, for a timeline to look at."""
-    upstream_app = web.Application()
-    upstream_app.router.add_get("/v1/realtime", _paced_upstream if paced else _upstream_socket)
-    upstream_app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
-    upstream_runner = web.AppRunner(upstream_app, access_log=None)
+    upstream_runner = web.AppRunner(_upstream_app(paced=paced), access_log=None)
     await upstream_runner.setup()
     upstream_site = web.TCPSite(upstream_runner, "127.0.0.1", 0)
     await upstream_site.start()
@@ -439,6 +437,47 @@ def main(argv: Sequence[str] = ()) -> int:
         action="store_true",
         help="a voice turn at the real API's pace (7 s), to draw with `earshot report --html`",
     )
+    parser.add_argument(
+        "--upstream-only",
+        action="store_true",
+        help="serve only the scripted upstream, for trying your own client through earshot",
+    )
+    parser.add_argument("--port", type=int, default=0, help="its port with --upstream-only")
     args = parser.parse_args(argv)
+    if args.upstream_only:
+        return asyncio.run(serve_upstream(args.port, sys.stderr, paced=args.timeline))
     # Records on stdout (so `earshot demo | jq` works), the summary on stderr.
     return asyncio.run(run_demo(args.config, sys.stdout, sys.stderr, paced=args.timeline))
+
+
+def _upstream_app(*, paced: bool) -> web.Application:
+    """The scripted upstream: a Realtime socket and the ephemeral-key endpoint."""
+    app = web.Application()
+    app.router.add_get("/v1/realtime", _paced_upstream if paced else _upstream_socket)
+    app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
+    return app
+
+
+async def serve_upstream(port: int, note: Any, *, paced: bool = False) -> int:
+    """`earshot demo --upstream-only`: the scripted upstream on a loopback port until
+    Ctrl-C or SIGTERM, for a client of your own through an earshot pointed at it."""
+    runner = web.AppRunner(_upstream_app(paced=paced), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    bound = runner.addresses[0][1]
+    note.write(
+        f"scripted Realtime upstream on http://127.0.0.1:{bound}\n"
+        f"  earshot:  EARSHOT_UPSTREAM_URL=http://127.0.0.1:{bound}"
+        " earshot --config config/default.yaml\n"
+        "  client:   point it at ws://127.0.0.1:8080/v1/realtime?model=gpt-realtime\n"
+    )
+    note.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0

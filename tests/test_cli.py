@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import WSMsgType
 from prometheus_client.parser import text_string_to_metric_families
@@ -547,3 +548,43 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
 
     assert b"Traceback" not in err
     assert b"BrokenPipe" not in err
+
+
+async def test_the_demo_upstream_serves_a_client_of_your_own_through_earshot(
+    tmp_path: Path,
+) -> None:
+    """
+    `earshot demo --upstream-only` serves the scripted upstream on a loopback port; an
+    earshot pointed at it carries a client's session (here aiohttp's), and both stop on
+    SIGTERM.
+    """
+    up, port = free_port(), free_port()
+    with process(
+        [sys.executable, "-m", "proxy", "demo", "--upstream-only", "--port", str(up)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    ) as demo:
+        assert demo.stderr is not None
+        line = await asyncio.wait_for(asyncio.to_thread(demo.stderr.readline), 30)
+        assert f"scripted Realtime upstream on http://127.0.0.1:{up}\n" == line.decode()
+        env = {
+            **os.environ,
+            "EARSHOT_UPSTREAM_URL": f"http://127.0.0.1:{up}",
+            "EARSHOT_LISTEN_PORT": str(port),
+            "EARSHOT_LOG_OUTPUT": str(tmp_path / "log.jsonl"),
+        }
+        with process(
+            [sys.executable, "-m", "proxy", "--config", "config/default.yaml"], cwd=ROOT, env=env
+        ) as earshot:
+            await wait_healthy(port, earshot)
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(f"http://127.0.0.1:{port}/v1/realtime?model=gpt-realtime") as ws,
+            ):
+                first = orjson.loads((await ws.receive(timeout=5)).data)
+            assert 0 == await terminated(earshot)
+        assert 0 == await terminated(demo)
+        demo.stderr.close()
+
+    assert "session.created" == first["type"]
+    assert "ws.close" in (tmp_path / "log.jsonl").read_text()
