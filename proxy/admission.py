@@ -9,8 +9,10 @@ not a byte pattern: a connection is *waiting* from its first byte (or its accept
 aiohttp hands the app a parsed request — the middleware below marks that moment — and
 must get there within `limits.header_timeout`; after the response it is *idle* until its
 next byte, and is closed after `limits.keepalive_timeout` (also aiohttp's own keep-alive
-setting); a WebSocket upgrade makes it a *session*, which admission no longer sees (the
-transport then talks to aiohttp's protocol directly: frames pay nothing for the watch).
+setting). A WebSocket session is one long request: not counted, no timer; a frame pays
+one call through the watch. (Handing an upgraded connection to aiohttp's protocol alone
+would save that call, but would need to know which requests aiohttp upgrades: a
+`Connection` header parsed differently here would let a connection leave admission.)
 Waiting and idle connections count against `limits.max_pending_connections` and, per
 peer address, `limits.max_pending_per_peer`: past either, a new connection is closed at
 once. (Request bodies have their own timeout, in the REST exchange.)
@@ -30,7 +32,7 @@ class _Stage(enum.Enum):
     WAITING = "waiting"  # sending a request's headers: counted, header timer
     IN_REQUEST = "in request"  # handed to the app: not counted
     IDLE = "idle"  # between keep-alive requests: counted, keep-alive timer
-    GONE = "gone"  # a session, or closed
+    GONE = "gone"  # closed
 
 
 class Admission:
@@ -70,24 +72,17 @@ class Admission:
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """Marks a parsed request's start and end on its connection's watch."""
+        """Marks a parsed request's start and end on its connection's watch. A WebSocket
+        session is one request from the watch's view, however long it lasts: whether a
+        request is an upgrade is aiohttp's to decide, and nothing here second-guesses it."""
         watch = self._watches.get(request.transport)
-        upgrade = "upgrade" in request.headers.get("Connection", "").lower()
         if watch is not None:
-            watch.request_started(session=upgrade)
+            watch.request_started()
         try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if upgrade:
-                exc.force_close()
-            raise
+            return await handler(request)
         finally:
-            if watch is not None and not upgrade:
+            if watch is not None:
                 watch.request_done()
-        if upgrade and response.status != 101:
-            # A refused upgrade: the connection is not watched any more, so it ends here.
-            response.force_close()
-        return response
 
 
 class _Watch(asyncio.Protocol):
@@ -130,18 +125,9 @@ class _Watch(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def request_started(self, *, session: bool) -> None:
+    def request_started(self) -> None:
         """aiohttp handed the app a parsed request on this connection."""
-        if self._stage is _Stage.GONE:
-            return
-        if session:
-            # A WebSocket from now on: the transport talks to aiohttp's protocol directly.
-            self._enter(_Stage.GONE)
-            self._admission._watches.pop(self._transport, None)
-            set_protocol = getattr(self._transport, "set_protocol", None)
-            if set_protocol is not None:  # every asyncio and uvloop transport has it
-                set_protocol(self._inner)
-        else:
+        if self._stage is not _Stage.GONE:
             self._enter(_Stage.IN_REQUEST)
 
     def request_done(self) -> None:
@@ -153,7 +139,7 @@ class _Watch(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not `asyncio.Transport` instances: only `close`,
-        # `get_extra_info` and `set_protocol` are used.)
+        # and `get_extra_info` are used.)
         self._transport = transport
         self._inner.connection_made(transport)
         peer = transport.get_extra_info("peername")

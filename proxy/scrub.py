@@ -467,11 +467,6 @@ class Scrubber:
             i = j + 1
         return out
 
-    def json_text(self, value: str) -> str:
-        """Text that may be JSON (function-call arguments and outputs, MCP arguments):
-        parsed and judged as JSON at any depth, else judged as text."""
-        return self.scrub_text(value)
-
     # --- URLs --------------------------------------------------------------------------
 
     def url(self, value: str) -> str:

@@ -20,6 +20,7 @@ spans, never a session's time or more than the flush timeout at shutdown.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -131,6 +132,10 @@ class Tracing:
     ) -> None:
         self.include_text = include_text
         self._log_failure = log_failure
+        # The SDK's exporter logs each retry and each failed batch; earshot counts them
+        # and writes one `otel.export_failed` a minute instead (SPEC §4b: no per-batch
+        # warning, which the library-log route would make a record of).
+        logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
         self._last_failure_log = -_FAILED_EVERY
         self._failures = 0
         exporter = OTLPSpanExporter(

@@ -455,3 +455,25 @@ def test_hostile_ids_cost_what_ids_of_128_characters_do() -> None:
     tracemalloc.stop()
 
     assert kept < 256 * 1024, kept
+
+
+async def test_a_refused_upgrade_ends_its_connection(served: Any, fake: FakeUpstream) -> None:
+    """
+    An upgrade the upstream refuses is answered and its connection closed (aiohttp ends
+    every connection that asked for an upgrade), and nothing of it stays pending.
+    """
+    fake.refuse = (401, b'{"error": {"message": "no"}}')
+    runner, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+    assert head.startswith(b"HTTP/1.1 401")
+    assert await _closed_within(reader, 2)
+    writer.close()
+    await asyncio.sleep(0.05)
+    assert 0 == runner.pending.count

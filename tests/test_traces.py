@@ -177,3 +177,31 @@ async def test_with_the_collector_down_sessions_relay_and_spans_are_counted_as_d
     assert dropped >= 2  # the turn's span and the session's
     (failed,) = sink.records("otel.export_failed")
     assert failed["count"] >= 1
+
+
+def test_a_failing_collector_makes_no_record_per_batch(caplog: Any) -> None:
+    """
+    The SDK's exporter logs every retry and every failed batch, which earshot's route for
+    library logs would turn into records: silenced, as the count and one
+    `otel.export_failed` a minute say it instead.
+    """
+    import logging
+    import time
+
+    from proxy.traces import Tracing
+
+    failures: list[int] = []
+    tracing = Tracing(f"http://127.0.0.1:{free_port()}", log_failure=failures.append)
+    caplog.set_level(logging.DEBUG)
+    for n in range(2):
+        span = tracing.session({"earshot.conn": f"c_{n}"}, time.monotonic())
+        span.close({}, time.monotonic())
+        tracing._processor.force_flush()
+    tracing.shutdown()
+
+    assert [] == [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("opentelemetry") and r.levelno >= logging.WARNING
+    ]
+    assert [1] == failures  # the second batch's failure waits for the next minute
