@@ -30,6 +30,7 @@ from proxy.log import MemorySink, make_logger
 from proxy.pricing import shipped_table
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
+from proxy.session import Session
 from proxy.turns import TurnTracker
 
 PCM_100MS = bytes(range(256)) * 18 + bytes(192)  # 4800 bytes: 100 ms of 24 kHz PCM16
@@ -100,6 +101,11 @@ TOOL_OUTPUT = orjson.dumps(
 TRACKER = TurnTracker(lambda _event, _fields: None, shipped_table())
 
 
+def _session(recorder: Recorder) -> Session:
+    """A session without sockets: what it does with a frame before the send."""
+    return Session(recorder, recorder.info)
+
+
 def _median_us(fn: Callable[[], object], number: int, repeats: int) -> float:
     timings = []
     for _ in range(repeats):
@@ -112,14 +118,18 @@ def _median_us(fn: Callable[[], object], number: int, repeats: int) -> float:
 
 def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
     redactor = Redactor(Policy())
-    full = Recorder(make_logger(MemorySink(limit=1)), redactor, EventPolicy({"default": "full"}))
-    default = Recorder(
-        make_logger(MemorySink(limit=1)),
-        redactor,
-        EventPolicy(
-            {"default": "full", "input_audio_buffer.append": "summary", "*.delta": "summary"}
-        ),
-        summary_interval=1e9,
+    full = _session(
+        Recorder(make_logger(MemorySink(limit=1)), redactor, EventPolicy({"default": "full"}))
+    )
+    default = _session(
+        Recorder(
+            make_logger(MemorySink(limit=1)),
+            redactor,
+            EventPolicy(
+                {"default": "full", "input_audio_buffer.append": "summary", "*.delta": "summary"}
+            ),
+            summary_interval=1e9,
+        )
     )
     cases = {
         "input_audio_buffer.append (6.4 KB)": (APPEND, "client", default),
@@ -130,7 +140,7 @@ def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
         "function_call_output (JSON text)": (TOOL_OUTPUT, "client", full),
     }
     out = {}
-    for name, (frame, direction, recorder) in cases.items():
+    for name, (frame, direction, session) in cases.items():
         decoded = protocol.decode(frame, direction)  # type: ignore[arg-type]
         out[name] = {
             "bytes": len(frame),
@@ -139,7 +149,7 @@ def run(number: int, repeats: int) -> dict[str, dict[str, float]]:
                 lambda f=frame, d=direction: protocol.decode(f, d), number, repeats
             ),  # type: ignore[misc]
             "record_us": _median_us(
-                lambda f=frame, d=direction, r=recorder: r.text(d, f), number, repeats
+                lambda f=frame, d=direction, s=session: s.take(d, f), number, repeats
             ),  # type: ignore[misc]
             # What the turn tracker adds to the frame, beside the record (SPEC §4a).
             "turns_us": _median_us(
@@ -176,16 +186,24 @@ def run_pii(number: int, repeats: int) -> dict[str, dict[str, float]]:
             "off_us": _median_us(lambda t=text: off.mask(t), number, repeats),
             "on_us": _median_us(lambda t=text: on.mask(t), number, repeats),
         }
-    frame_on = Recorder(
-        make_logger(MemorySink(limit=1)), Redactor(Policy()), EventPolicy({"default": "summary"})
+    frame_on = _session(
+        Recorder(
+            make_logger(MemorySink(limit=1)),
+            Redactor(Policy()),
+            EventPolicy({"default": "summary"}),
+        )
     )
-    frame_off = Recorder(
-        make_logger(MemorySink(limit=1)), Redactor(off_policy), EventPolicy({"default": "summary"})
+    frame_off = _session(
+        Recorder(
+            make_logger(MemorySink(limit=1)),
+            Redactor(off_policy),
+            EventPolicy({"default": "summary"}),
+        )
     )
     out["input_audio_buffer.append (6.4 KB), the frame"] = {
         "chars": len(APPEND),
-        "off_us": _median_us(lambda: frame_off.text("client", APPEND), number, repeats),
-        "on_us": _median_us(lambda: frame_on.text("client", APPEND), number, repeats),
+        "off_us": _median_us(lambda: frame_off.take("client", APPEND), number, repeats),
+        "on_us": _median_us(lambda: frame_on.take("client", APPEND), number, repeats),
     }
     return out
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.aiohttp_private import ServerWrappingRunner
+
 
 class _Stage(enum.Enum):
     WAITING = "waiting"  # sending a request's headers: counted, header timer
@@ -184,12 +186,9 @@ class _WatchingServer:
         return getattr(self._server, name)
 
 
-class AdmittingRunner(web.AppRunner):
-    """An `AppRunner` whose sites admit connections as this module says.
-
-    aiohttp has no public hook for a connection's protocol, so `_make_server` (the one
-    place an `AppRunner` builds its `Server`) is wrapped.
-    """
+class AdmittingRunner(ServerWrappingRunner):
+    """An `AppRunner` whose sites admit connections as this module says (each protocol
+    its `Server` makes is watched: `proxy.aiohttp_private` says how)."""
 
     def __init__(
         self,
@@ -222,6 +221,6 @@ class AdmittingRunner(web.AppRunner):
             **kwargs,
         )
 
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        return _WatchingServer(server, self.pending)  # type: ignore[return-value]
+    def wrap_server(self, server: web.Server) -> Any:
+        """Each protocol the server makes, watched."""
+        return _WatchingServer(server, self.pending)

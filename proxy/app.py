@@ -111,7 +111,7 @@ def make_app(
         siblings=siblings,
         heartbeat=Heartbeat(settings.upstream.heartbeat) if settings.upstream.heartbeat else None,
     )
-    state.metrics.watch(lambda: state.recorders)
+    state.metrics.watch(lambda: state.live)
     state.redactor.personal.found = lambda kind: state.metrics.pii.labels(kind=kind).inc()
     if state.heartbeat is not None:
         state.heartbeat.on_error = lambda where, exc: state.metrics.internal_error(log, where, exc)
@@ -172,7 +172,8 @@ async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
     async def tick() -> None:
         while True:
             await asyncio.sleep(min(1.0, state.settings.log.summary_interval))
-            for recorder in list(state.recorders):
+            for session in list(state.live):
+                recorder = session.recorder
                 try:
                     recorder.flush_stale()
                 except Exception as exc:  # noqa: BLE001 (one session's must not stop the clock)

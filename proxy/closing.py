@@ -103,16 +103,3 @@ async def close_quietly(
 def close_payload(code: int, reason: bytes) -> bytes:
     """A Close frame's payload as it came: empty for a Close that had no code (1005)."""
     return b"" if code == NO_STATUS else struct.pack("!H", code) + reason
-
-
-def release(up: aiohttp.ClientWebSocketResponse[Any], code: int) -> None:
-    """End the upstream leg after a closing handshake the relay conducted itself (its
-    Close sent with `send_frame`, the upstream's answer read by the pump), or after the
-    upstream failed to answer one: drop the connection without another Close frame.
-
-    aiohttp has no public call for this: its `close()`, and its `receive()` once a Close
-    has arrived, always write a Close of their own first. This sets what `close()` sets
-    when the answer has come, and closes the response, as `close()` then does."""
-    up._set_closed()
-    up._close_code = code
-    up._response.close()

@@ -18,8 +18,9 @@ from proxy.heartbeat import Heartbeat
 from proxy.log import Logger
 from proxy.metrics import Metrics
 from proxy.pricing import PriceTable
-from proxy.records import EventPolicy, Recorder
+from proxy.records import EventPolicy
 from proxy.redact import Redactor
+from proxy.session import Session
 from proxy.settings import Settings
 from proxy.traces import Tracing
 from proxy.upstream import Upstream
@@ -48,23 +49,23 @@ class AppState:
     # OpenTelemetry traces (None: `otel.endpoint` unset).
     tracing: Tracing | None = None
     sessions: set[web.WebSocketResponse[Any]] = attrs.field(factory=set)
-    recorders: set[Recorder] = attrs.field(factory=set)
+    live: set[Session] = attrs.field(factory=set)  # open sessions: counted at scrape time
     # Set while no session is open: what a drain waits for.
     idle: asyncio.Event = attrs.field(factory=asyncio.Event)
 
     def __attrs_post_init__(self) -> None:
         self.idle.set()
 
-    def session_opened(self, ws: web.WebSocketResponse[Any], recorder: Recorder) -> None:
+    def session_opened(self, ws: web.WebSocketResponse[Any], session: Session) -> None:
         """A session is open: it is drained and its frames are counted at scrape time."""
         self.sessions.add(ws)
-        self.recorders.add(recorder)
+        self.live.add(session)
         self.idle.clear()
 
-    def session_closed(self, ws: web.WebSocketResponse[Any], recorder: Recorder) -> None:
+    def session_closed(self, ws: web.WebSocketResponse[Any], session: Session) -> None:
         """A session has ended."""
         self.sessions.discard(ws)
-        self.recorders.discard(recorder)
+        self.live.discard(session)
         if not self.sessions:
             self.idle.set()
 

@@ -1,5 +1,5 @@
 """
-Prometheus metrics. Frame counts are not counted here: each session's `Recorder` counts
+Prometheus metrics. Frame counts are not counted here: each `Session` counts
 its frames already, so the collector adds the open sessions' counts to the totals of the
 finished ones at scrape time, and the hot path does no extra work; per-session and
 per-request events use prometheus-client's own counters. Labels are fixed,
@@ -71,7 +71,7 @@ class _TotalsCollector(Collector):
         yield CounterMetricFamily(
             "earshot_log_records_dropped", "Log records dropped", value=t.records_dropped
         )
-        budgets = (r.budget for r in live if r.budget is not None)
+        budgets = (s.recorder.budget for s in live if s.recorder.budget is not None)
         yield CounterMetricFamily(
             "earshot_records_suppressed",
             "Records a session's budget folded into realtime.suppressed counts",
@@ -210,7 +210,7 @@ class Metrics:
             self.interruptions.inc()
 
     def watch(self, live: Callable[[], Iterable[Any]]) -> None:
-        """Where the open sessions' recorders are (each has `counts` per direction)."""
+        """Where the open sessions are (each has `counts` per direction)."""
         self._live = live
 
     def session_ended(self, counts: Any, suppressed: int = 0) -> None:

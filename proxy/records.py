@@ -1,12 +1,12 @@
 """
 Records: what one frame becomes in the log, per the event policy.
 
-A `Recorder` belongs to one WebSocket connection. For each frame, before the relay
-forwards it, `Recorder.text` decodes a copy (`protocol`), redacts it (`redact`), and
-hands the record to the logger: a `realtime.event`, a contribution to a
-`realtime.summary` (folded by `proxy.summaries` until a natural boundary), or a
-`realtime.undecodable` with metadata only. It also follows the session:
-its id (bound to every later record) and its audio formats (for durations).
+A `Recorder` belongs to one WebSocket session (`proxy.session`), which hands it each
+decoded event before the frame is sent on. It only records: the event, redacted
+(`redact`), becomes a `realtime.event`, a contribution to a `realtime.summary` (folded
+by `proxy.summaries` until a natural boundary), or nothing (`off`); a frame that did not
+decode becomes a `realtime.undecodable` with metadata only. Audio is measured in the
+formats the session's `SessionInfo` has followed.
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ import fnmatch
 import hashlib
 import typing
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 
 import protocol
-from protocol import beta as beta_events
-from protocol import events as ga
 from protocol import translation as tr
 from protocol import types as pt
-from protocol.session import BetaSession, Session
-from proxy.audio import PCM16_24K, bytes_per_ms
+from proxy.audio import bytes_per_ms
 from proxy.budget import RecordBudget
 from proxy.log import Logger
 from proxy.redact import Redactor
+from proxy.session_info import SessionInfo
 from proxy.settings import EVENT_MODES, EventMode
 from proxy.summaries import Summaries, is_boundary
 
@@ -132,29 +130,7 @@ _KINDS: Final[dict[type, _Kind]] = {
 }
 
 
-# A decoder per direction for each event set: one table for every session that uses it.
-_DECODERS: Final = {
-    event_set: {
-        direction: protocol.decoder(direction, event_set) for direction in ("client", "server")
-    }
-    for event_set in protocol.EVENT_SETS
-}
-
-_SESSION_UPDATES: Final = (
-    ga.SessionUpdate,
-    beta_events.BetaSessionUpdate,
-    beta_events.TranscriptionSessionUpdate,
-)
-_SESSIONS: Final = (Session, BetaSession)
-
-
-@attrs.define
-class Counts:
-    """Frames and bytes per direction, for `ws.close` and metrics."""
-
-    frames: int = 0
-    bytes: int = 0
-    undecodable: int = 0
+Plan = tuple[_Kind, EventMode]
 
 
 class Recorder:
@@ -166,7 +142,7 @@ class Recorder:
         redactor: Redactor,
         policy: EventPolicy,
         *,
-        event_set: protocol.EventSet = "ga",
+        info: SessionInfo | None = None,
         summary_interval: float = 5.0,
         budget: RecordBudget | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
@@ -174,69 +150,49 @@ class Recorder:
         self.log = log
         self.budget = budget
         self.on_error = on_error
+        self.info = info if info is not None else SessionInfo()
         self._redactor = redactor
         self._policy = policy
-        self._decoders = _DECODERS[event_set]
+        self._plans = policy.plans
         self.summaries = Summaries(self._write_summary, redactor, summary_interval)
         self._carries: dict[tuple[Any, ...], str] = {}
-        self.session_id: str | None = None
-        self.input_bpms = PCM16_24K
-        self.output_bpms = PCM16_24K
-        self.counts = {"client": Counts(), "server": Counts()}
+
+    def bind(self, **context: Any) -> None:
+        """Bind more context (the session's id, once known) to every later record."""
+        self.log = self.log.bind(**context)
 
     # --- the per-frame path ------------------------------------------------------------
 
-    def text(
-        self, direction: protocol.Direction, data: bytes
-    ) -> protocol.Event | protocol.UnknownEvent | None:
-        """Record one text frame; the decoded event (None when it did not decode), for
-        whatever follows the session beside the recorder. Never raises: a failure
-        becomes a metadata record."""
-        counts = self.counts[direction]
-        counts.frames += 1
-        size = len(data)
-        counts.bytes += size
-        try:
-            decoded = self._decoders[direction](data)
-            plan = self._policy.plans.get(type(decoded))
-            if plan is None:  # undecodable, an unknown type, or a class not seen yet
-                if isinstance(decoded, protocol.Undecodable):
-                    self._undecodable(direction, data, decoded.reason)
-                    return None
-                plan = self._plan(decoded)
-            # Only modelled event classes have plans: `decoded` is an event here.
-            event = cast("protocol.Event | protocol.UnknownEvent", decoded)
-            kind, mode = plan
-            if kind.session:
-                self._follow(direction, event)
-            if kind.boundary and self.summaries:
-                self.summaries.boundary(direction, kind.type, getattr(event, "item_id", None))
-            if mode == "summary":
-                self._fold(direction, kind, event, size)
-            elif mode != "off":
-                self._record(direction, kind, event, size)
-        except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
-            self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
-            if self.on_error is not None:
-                self.on_error("records.text", exc)
+    def plan(self, decoded: object) -> Plan | None:
+        """How a decoded frame is recorded: its kind and mode; None when it did not
+        decode. A modelled class's plan is worked out once; an unknown event's kind
+        depends on its type string, so it is worked out again."""
+        plan = self._plans.get(type(decoded))
+        if plan is not None:
+            return plan
+        if not isinstance(decoded, protocol.Event | protocol.UnknownEvent):
             return None
-        return event
-
-    def _plan(self, event: protocol.Event | protocol.UnknownEvent) -> tuple[_Kind, EventMode]:
-        """An event's kind and mode; a modelled class's pair is kept for the next frame
-        (an unknown event's kind depends on its type string, so it is worked out again)."""
-        kind = _KINDS.get(type(event)) or _unknown_kind(event)
+        kind = _KINDS.get(type(decoded)) or _unknown_kind(decoded)
         plan = (kind, self._policy.mode(kind.type))
-        if isinstance(event, protocol.Event):
-            self._policy.plans[type(event)] = plan
+        if isinstance(decoded, protocol.Event):
+            self._plans[type(decoded)] = plan
         return plan
 
-    def binary(self, direction: protocol.Direction, data: bytes) -> None:
-        """Record one binary frame: Realtime events are text, so metadata only."""
-        counts = self.counts[direction]
-        counts.frames += 1
-        counts.bytes += len(data)
-        self._undecodable(direction, data, "binary frame")
+    def record(
+        self,
+        direction: protocol.Direction,
+        plan: Plan,
+        event: protocol.Event | protocol.UnknownEvent,
+        size: int,
+    ) -> None:
+        """Record one decoded event of `size` bytes as its plan says."""
+        kind, mode = plan
+        if kind.boundary and self.summaries:
+            self.summaries.boundary(direction, kind.type, getattr(event, "item_id", None))
+        if mode == "summary":
+            self._fold(direction, kind, event, size)
+        elif mode != "off":
+            self._record(direction, kind, event, size)
 
     def _spend(self, direction: str, kind: str, event_type: str, size: int) -> bool:
         """Whether the session's budget lets one more record be written; if not, it is
@@ -257,8 +213,8 @@ class Recorder:
             for fields in self.budget.report():
                 self.log.warning("realtime.suppressed", **fields)
 
-    def _undecodable(self, direction: str, data: bytes, reason: str) -> None:
-        self.counts[direction].undecodable += 1
+    def undecodable(self, direction: str, data: bytes, reason: str) -> None:
+        """A frame that did not decode (or a binary one): metadata only."""
         if not self._spend(direction, "realtime.undecodable", "-", len(data)):
             return
         self.log.warning(
@@ -341,7 +297,7 @@ class Recorder:
         elif kind.own_rate:
             bpms = self._bpms(direction, kind, event)
         else:
-            bpms = self.input_bpms if direction == "client" else self.output_bpms
+            bpms = self.info.bpms(direction)
         self.summaries.fold(
             (direction, kind.type, item_id, response_id),
             size,
@@ -369,39 +325,6 @@ class Recorder:
         self.summaries.close()
         self.report_suppressed()
 
-    # --- following the session ---------------------------------------------------------
-
-    def _follow(self, direction: str, event: Any) -> None:
-        if direction == "server":
-            self._follow_server(event)
-        elif isinstance(event, _SESSION_UPDATES):
-            self._follow_formats(event.session)
-
-    def _follow_server(self, event: Any) -> None:
-        session = getattr(event, "session", None)
-        if not isinstance(session, _SESSIONS):
-            return
-        if self.session_id is None and isinstance(session.id, str) and session.id:
-            self.session_id = self._redactor.cut(session.id, 128)
-            self.log = self.log.bind(session=self.session_id)
-        self._follow_formats(session)
-
-    def _follow_formats(self, session: Any) -> None:
-        if isinstance(session, BetaSession):
-            if isinstance(session.input_audio_format, str):
-                self.input_bpms = bytes_per_ms(session.input_audio_format)
-            if isinstance(session.output_audio_format, str):
-                self.output_bpms = bytes_per_ms(session.output_audio_format)
-            return
-        audio = session.audio
-        if not isinstance(audio, protocol.Model):
-            return
-        for side in ("input", "output"):
-            fmt = getattr(getattr(audio, side, None), "format", None)
-            if isinstance(fmt, protocol.Model):
-                bpms = bytes_per_ms(getattr(fmt, "type", None), getattr(fmt, "rate", None))
-                setattr(self, f"{side}_bpms", bpms)
-
     def _bpms(self, direction: str, kind: _Kind, event: Any) -> float:
         """Bytes per millisecond of the audio `event` carries: its own rate (translation
         deltas) or the session's format for its direction."""
@@ -410,4 +333,4 @@ class Recorder:
                 event.channels if isinstance(event.channels, int) and event.channels > 0 else 1
             )
             return bytes_per_ms("audio/pcm", event.sample_rate) * channels
-        return self.input_bpms if direction == "client" else self.output_bpms
+        return self.info.bpms(direction)

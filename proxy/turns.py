@@ -23,12 +23,13 @@ import collections
 import re
 import statistics
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import attrs
 
-from proxy.audio import PCM16_24K, base64_length
+from proxy.audio import base64_length
 from proxy.pricing import PriceTable, cost, token_counts, usage_problems
+from proxy.session_info import SessionInfo
 
 _MAX_OPEN: Final = 8  # responses in progress at once
 _MAX_CALLS: Final = 32  # function calls awaiting their output
@@ -156,18 +157,6 @@ class _Totals:
     )
 
 
-class Rates(Protocol):
-    """Where the session's audio formats are followed (the `Recorder`)."""
-
-    input_bpms: float
-    output_bpms: float
-
-
-class _DefaultRates:
-    input_bpms = PCM16_24K
-    output_bpms = PCM16_24K
-
-
 class TurnTracker:
     """Follows one session's turns; `write(event, fields)` takes each record."""
 
@@ -176,9 +165,7 @@ class TurnTracker:
         write: Callable[[str, dict[str, Any]], None],
         prices: PriceTable,
         *,
-        model: str | None = None,
-        rates: Rates | None = None,
-        transcription: bool = False,
+        info: SessionInfo | None = None,
         clean: Callable[[str], str] = lambda value: value,
         wall: Callable[[float], str] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
@@ -191,18 +178,14 @@ class TurnTracker:
         self._clean = clean
         # The monotonic start mark as a wall-clock time, for a timeline drawn from the log.
         self._wall = wall
-        # A transcription session's turns are its committed items (SPEC §4a).
-        self.transcription = transcription
-        self._transcription_model: str | None = None
+        # The session as followed (models, formats, turn detection): read, never written.
+        self.info = info if info is not None else SessionInfo()
         self._prices = prices
-        self.model = model
-        self._rates: Rates = rates if rates is not None else _DefaultRates()
         self._appended_ms = 0.0
         self._appends = _AppendMarks(_MAX_APPENDS)
         self._requested: float | None = None  # a response.create not yet answered
         self._vad: tuple[float, float | None] | None = None  # (start mark, input audio ms)
         self._speech_start_ms: int | None = None
-        self._silence_ms: int | None = None
         self._open: dict[str, _Turn] = {}
         self._calls: dict[str, _Call] = {}
         self._items: dict[str, tuple[str | None, int]] = {}  # item -> (response, audio bytes)
@@ -231,14 +214,14 @@ class TurnTracker:
     def _append(self, event: Any, now: float) -> None:
         audio = event.audio
         if type(audio) is str:
-            self._appended_ms += base64_length(audio) / self._rates.input_bpms
+            self._appended_ms += base64_length(audio) / self.info.input_bpms
             self._appends.add(self._appended_ms, now)
 
     def _response_create(self, event: Any, now: float) -> None:
         self._requested = now
 
     def _commit(self, event: Any, now: float) -> None:
-        if self.transcription:  # a transcription's client trigger
+        if self.info.transcription:  # a transcription's client trigger
             self._requested = now
 
     def _item_create(self, event: Any, now: float) -> None:
@@ -272,45 +255,13 @@ class TurnTracker:
                 "item_id": self._clean(item_id) if item_id else None,
                 "response_id": self._clean(response_id) if response_id else None,
                 "heard_ms": _position(event.audio_end_ms),
-                "generated_ms": round(audio_bytes / self._rates.output_bpms, 1)
+                "generated_ms": round(audio_bytes / self.info.output_bpms, 1)
                 if audio_bytes
                 else None,
             },
         )
 
-    def _session_config(self, event: Any, now: float) -> None:
-        session = getattr(event, "session", None)
-        self._follow_silence(session)
-        self._follow_transcription(session)
-
     # --- server events ------------------------------------------------------------------
-
-    def _session(self, event: Any, now: float) -> None:
-        session = event.session
-        model = _str(getattr(session, "model", None))
-        if model and event.TYPE == "session.created":
-            self.model = model
-        self._follow_silence(session)
-        self._follow_transcription(session)
-
-    def _follow_transcription(self, session: Any) -> None:
-        if getattr(session, "type", None) == "transcription":
-            self.transcription = True
-        audio = getattr(session, "audio", None)
-        config = getattr(getattr(audio, "input", None), "transcription", None)
-        if config is None:  # beta sessions keep it flat
-            config = getattr(session, "input_audio_transcription", None)
-        model = _str(getattr(config, "model", None))
-        if model:
-            self._transcription_model = model
-
-    def _follow_silence(self, session: Any) -> None:
-        audio = getattr(session, "audio", None)
-        detection = getattr(getattr(audio, "input", None), "turn_detection", None)
-        if detection is None:  # beta sessions keep it flat
-            detection = getattr(session, "turn_detection", None)
-        if isinstance(detection, dict) and type(detection.get("silence_duration_ms")) is int:
-            self._silence_ms = detection["silence_duration_ms"]
 
     def _speech_started(self, event: Any, now: float) -> None:
         self._speech_start_ms = _position(event.audio_start_ms)
@@ -334,7 +285,7 @@ class TurnTracker:
         self._open_turn(_str(getattr(event.response, "id", None)), now)
 
     def _committed(self, event: Any, now: float) -> None:
-        if self.transcription:
+        if self.info.transcription:
             self._open_turn(_str(event.item_id), now)
 
     def _open_turn(self, response_id: str | None, now: float) -> None:
@@ -357,7 +308,7 @@ class TurnTracker:
             start=start,
             created=now,
             input_audio_ms=heard,
-            silence_ms=self._silence_ms if trigger == "vad" else None,
+            silence_ms=self.info.silence_ms if trigger == "vad" else None,
         )
 
     def _turn(self, event: Any) -> _Turn | None:
@@ -395,13 +346,13 @@ class TurnTracker:
             turn.first_output = now
 
     def _transcript_delta(self, event: Any, now: float) -> None:
-        turn = self._open.get(_str(event.item_id) or "") if self.transcription else None
+        turn = self._open.get(_str(event.item_id) or "") if self.info.transcription else None
         if turn is not None and turn.first_text is None:
             turn.first_text = turn.first_output = now
 
     def _transcribed(self, event: Any, now: float) -> None:
         item_id = _str(event.item_id)
-        turn = self._open.pop(item_id, None) if self.transcription and item_id else None
+        turn = self._open.pop(item_id, None) if self.info.transcription and item_id else None
         if turn is None:
             return
         turn.first_output = now  # the completed transcript is the answer waited for
@@ -412,7 +363,7 @@ class TurnTracker:
             "completed",
             None,
             usage if isinstance(usage, dict) else None,
-            model=self._transcription_model or self.model,
+            model=self.info.transcription_model or self.info.model,
         )
 
     def _arguments_done(self, event: Any, now: float) -> None:
@@ -459,7 +410,7 @@ class TurnTracker:
             return _ms(max(0.0, t - turn.start))
 
         latency = since_start(turn.first_output)
-        prices = self._prices.prices(model or self.model)
+        prices = self._prices.prices(model or self.info.model)
         given = usage
         problems = usage_problems(usage) if usage is not None else []
         if problems:
@@ -489,7 +440,7 @@ class TurnTracker:
                 "first_audio_ms": since_start(turn.first_audio),
                 "first_text_ms": since_start(turn.first_text),
                 "response_ms": _ms(max(0.0, now - turn.created)),
-                "output_audio_ms": round(turn.output_audio_bytes / self._rates.output_bpms, 1),
+                "output_audio_ms": round(turn.output_audio_bytes / self.info.output_bpms, 1),
                 "input_audio_ms": turn.input_audio_ms,
                 "silence_ms": turn.silence_ms,
                 "interrupted": turn.interrupted,
@@ -534,11 +485,8 @@ _CLIENT_HANDLERS: Final[dict[str, _Handler]] = {
     "response.create": TurnTracker._response_create,
     "conversation.item.create": TurnTracker._item_create,
     "conversation.item.truncate": TurnTracker._truncate,
-    "session.update": TurnTracker._session_config,
 }
 _SERVER_HANDLERS: Final[dict[str, _Handler]] = {
-    "session.created": TurnTracker._session,
-    "session.updated": TurnTracker._session,
     "input_audio_buffer.speech_started": TurnTracker._speech_started,
     "input_audio_buffer.speech_stopped": TurnTracker._speech_stopped,
     "response.created": TurnTracker._response_created,
@@ -554,8 +502,6 @@ _SERVER_HANDLERS: Final[dict[str, _Handler]] = {
     "input_audio_buffer.committed": TurnTracker._committed,
     "conversation.item.input_audio_transcription.delta": TurnTracker._transcript_delta,
     "conversation.item.input_audio_transcription.completed": TurnTracker._transcribed,
-    "transcription_session.created": TurnTracker._session,
-    "transcription_session.updated": TurnTracker._session,
 }
 # Handlers by (direction, event class), worked out on first sight: the per-frame lookup.
 _BY_CLASS: Final[dict[str, dict[type, _Handler | None]]] = {"client": {}, "server": {}}

@@ -20,6 +20,8 @@ from proxy.credentials import is_secret_name
 from proxy.log import MemorySink, make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
+from proxy.session_info import SessionInfo
+from tests.helpers import take
 
 REDACTOR = Redactor(Policy())
 POLICIES = [EventPolicy({"default": "full"}), EventPolicy({"default": "summary"})]
@@ -40,8 +42,8 @@ def check(data: bytes) -> None:
     audio = base64.b64encode(canary.encode() * 4).decode()
     frame = template.replace(b"CANARY", canary.encode()).replace(b"AUDIOB64", audio.encode())
     sink = MemorySink()
-    recorder = Recorder(make_logger(sink), REDACTOR, policy, event_set=event_set)
-    recorder.text(direction, frame)  # type: ignore[arg-type]
+    recorder = Recorder(make_logger(sink), REDACTOR, policy, info=SessionInfo(event_set=event_set))
+    take(recorder, direction, frame)  # type: ignore[arg-type]
     recorder.close()
     text = b"".join(sink.lines).decode()
     for line in sink.lines:

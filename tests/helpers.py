@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,30 @@ async def scripted_session(proxy: Any, **ws_kwargs: Any) -> None:
             break
     await ws.close()
     await asyncio.sleep(0.05)
+
+
+_OFFLINE: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def session_of(recorder: Any) -> Any:
+    """A `Session` without sockets around `recorder` (one per recorder): what a live
+    session does with a frame before it is sent, for tests of records and redaction."""
+    from proxy.session import Session
+
+    session = _OFFLINE.get(recorder)
+    if session is None:
+        session = _OFFLINE[recorder] = Session(recorder, recorder.info)
+    return session
+
+
+def take(recorder: Any, direction: str, data: bytes) -> Any:
+    """Decode, follow and record one text frame as a session does; the event or None."""
+    return session_of(recorder).take(direction, data)
+
+
+def observe(tracker: Any, direction: str, event: Any, now: float) -> None:
+    """What a session does for the turns with one decoded event: a config event is
+    followed into the tracker's `SessionInfo` first, then the tracker observes it."""
+    if getattr(event, "session", None) is not None:
+        tracker.info.follow(direction, event)
+    tracker.observe(direction, event, now)

@@ -122,29 +122,3 @@ async def test_an_upstream_frame_over_the_limit_is_recorded_as_the_proxy_closing
 
     assert (WSMsgType.CLOSE, 1009) == (msg.type, msg.data)
     assert ("proxy", 1009) == (close["closed_by"], close["code"])
-
-
-async def test_a_failed_send_ends_the_session_on_the_receiving_side() -> None:
-    """
-    A frame that cannot be sent (its receiver's connection is gone) ends the session as
-    that receiver's loss — for a server frame, the client's — whichever task sees it first.
-    """
-    from aiohttp import WSMessage
-
-    from proxy import relay
-    from proxy.closing import Ending
-
-    class Gone:
-        async def send_frame(self, data: bytes, kind: WSMsgType) -> None:
-            raise ConnectionResetError("peer gone")
-
-    class Recorder:
-        def text(self, direction: str, data: bytes) -> None:
-            pass
-
-    end = Ending()
-    msg = WSMessage(WSMsgType.TEXT, b'{"type":"x"}', None)
-
-    forwarded = await relay._forward(msg, "server", Gone(), Recorder(), end)  # type: ignore[arg-type]
-
-    assert (False, "client", 1006) == (forwarded, end.by, end.code)

@@ -32,7 +32,15 @@ from proxy.settings import parse
 from proxy.turns import TurnTracker
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import free_port, process, sessions_ended, wait_healthy
+from tests.helpers import (
+    free_port,
+    observe,
+    process,
+    session_of,
+    sessions_ended,
+    take,
+    wait_healthy,
+)
 
 # --- cookies ----------------------------------------------------------------------------
 
@@ -301,12 +309,12 @@ def test_a_session_over_its_budget_is_folded_into_counts_and_nothing_is_lost() -
     )
     frame = b'{"type":"acme.flood","n":1}'
     for _ in range(100):
-        recorder.text("client", frame)
+        take(recorder, "client", frame)
     assert 5 == len(sink.records("realtime.event"))
     assert [] == sink.records("realtime.suppressed")
 
     clock.now = 1.0
-    recorder.text("client", frame)
+    take(recorder, "client", frame)
 
     (suppressed,) = sink.records("realtime.suppressed")
     assert 95 == suppressed["records"]
@@ -326,12 +334,12 @@ def test_what_the_budget_held_back_is_reported_at_the_close() -> None:
         make_logger(sink), Redactor(Policy()), EventPolicy({"default": "full"}), budget=budget
     )
     for _ in range(10):
-        recorder.text("server", b"not json")
+        take(recorder, "server", b"not json")
     recorder.close()
 
     (suppressed,) = sink.records("realtime.suppressed")
     assert {"realtime.undecodable": {"-": 9}} == suppressed["count"]
-    assert 10 == recorder.counts["server"].undecodable
+    assert 10 == session_of(recorder).counts["server"].undecodable
 
 
 async def test_a_flooding_session_leaves_an_honest_sessions_records_whole(
@@ -449,7 +457,7 @@ def test_hostile_ids_cost_what_ids_of_128_characters_do() -> None:
     gc.collect()
     tracemalloc.start()
     for frame in frames:
-        tracker.observe("server", protocol.decode(frame, "server"), 1.0)
+        observe(tracker, "server", protocol.decode(frame, "server"), 1.0)
     gc.collect()
     kept, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

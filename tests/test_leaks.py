@@ -39,6 +39,7 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
+from tests.helpers import take
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -493,10 +494,10 @@ def test_the_scrubber_finds_every_variant(
     recorder = Recorder(make_logger(sink), REDACTORS[text_mode], EventPolicy(events))
     if place in DELTA_PLACES:
         for piece in _pieces(value, encoding):
-            recorder.text("server", _wire(DELTA_PLACES[place](piece), piece, encoding))
+            take(recorder, "server", _wire(DELTA_PLACES[place](piece), piece, encoding))
     else:
         direction, make = WS_PLACES[place]
-        recorder.text(direction, _wire(make(value), value, encoding))  # type: ignore[arg-type]
+        take(recorder, direction, _wire(make(value), value, encoding))  # type: ignore[arg-type]
     recorder.close()
 
     assert [] == _leaks(sink.text(), [(shape, encoding, place, secret, value)])

@@ -23,7 +23,7 @@ from proxy.redact import Policy, Redactor
 from proxy.settings import ConfigError, parse
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import sessions_ended
+from tests.helpers import sessions_ended, take
 
 CORPUS = json.loads((Path(__file__).parent / "data" / "pii_corpus.json").read_text())["entries"]
 RECALL = {"card": 0.98, "iban": 0.98, "email": 0.98, "ssn": 0.98, "phone": 0.95}
@@ -92,7 +92,7 @@ def test_a_card_split_across_transcript_deltas_is_never_shown(parts: int, spoken
             "content_index": 0,
             "delta": said[a:b],
         }
-        recorder.text("server", orjson.dumps(frame))
+        take(recorder, "server", orjson.dumps(frame))
 
     logged = " ".join(r["payload"]["delta"] for r in sink.records("realtime.event"))
     spoken_digits = "".join(

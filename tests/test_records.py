@@ -16,6 +16,7 @@ from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink
+from tests.helpers import session_of, take
 
 AUDIO = base64.b64encode(bytes(4800)).decode()  # 100 ms at 24 kHz PCM16
 DEFAULT_EVENTS = {"default": "full", "input_audio_buffer.append": "summary", "*.delta": "summary"}
@@ -30,7 +31,7 @@ def _recorder(events: dict[str, str] | None = None, **kw: Any) -> tuple[Recorder
 
 
 def _send(recorder: Recorder, direction: str, **event: Any) -> None:
-    recorder.text(direction, orjson.dumps(event))  # type: ignore[arg-type]
+    take(recorder, direction, orjson.dumps(event))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_policy_off_writes_nothing() -> None:
     _send(recorder, "server", type="rate_limits.updated", rate_limits=[])
 
     assert [] == sink.records()
-    assert 1 == recorder.counts["server"].frames
+    assert 1 == session_of(recorder).counts["server"].frames
 
 
 def test_full_record_has_the_spec_fields() -> None:
@@ -68,7 +69,7 @@ def test_full_record_has_the_spec_fields() -> None:
     recorder, sink = _recorder()
     frame = b'{"type":"conversation.item.delete","item_id":"item_1","event_id":"ev_9"}'
 
-    recorder.text("client", frame)
+    take(recorder, "client", frame)
 
     (record,) = sink.records()
     assert {
@@ -263,7 +264,7 @@ def test_undecodable_is_metadata_only() -> None:
     recorder, sink = _recorder()
     frame = b'{"type":"input_audio_buffer.append","audio":12345}'
 
-    recorder.text("client", frame)
+    take(recorder, "client", frame)
 
     (record,) = sink.records()
     assert {
@@ -334,7 +335,8 @@ def test_transcription_delta_summaries_are_written_when_their_item_completes() -
         summary_interval=1e9,
     )
     for word in ("my ", "name ", "is ann"):
-        recorder.text(
+        take(
+            recorder,
             "server",
             orjson.dumps(
                 {
@@ -345,7 +347,8 @@ def test_transcription_delta_summaries_are_written_when_their_item_completes() -
                 }
             ),
         )
-    recorder.text(
+    take(
+        recorder,
         "server",
         orjson.dumps(
             {

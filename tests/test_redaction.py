@@ -13,6 +13,7 @@ import pytest
 
 import protocol
 from proxy.redact import Policy, Redactor
+from tests.helpers import take
 
 KEY = b"k" * 32
 
@@ -88,7 +89,7 @@ def test_audio_duration_follows_the_negotiated_format(
 
     sink = MemorySink()
     recorder = Recorder(make_logger(sink), _redactor(), EventPolicy({"default": "full"}))
-    recorder.text("server", orjson.dumps({"type": "session.updated", "session": session}))
+    take(recorder, "server", orjson.dumps({"type": "session.updated", "session": session}))
     audio = base64.b64encode(bytes(4800)).decode()
     event = (
         {"type": "input_audio_buffer.append", "audio": audio}
@@ -96,7 +97,7 @@ def test_audio_duration_follows_the_negotiated_format(
         else {"type": "response.output_audio.delta", "delta": audio}
     )
 
-    recorder.text(direction, orjson.dumps(event))  # type: ignore[arg-type]
+    take(recorder, direction, orjson.dumps(event))  # type: ignore[arg-type]
 
     payload = sink.records("realtime.event")[-1]["payload"]
     rendered = payload["audio" if direction == "client" else "delta"]

@@ -22,8 +22,9 @@ from protocol import types as pt
 from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
+from proxy.session_info import SessionInfo
 from tests.conftest import MemorySink
-from tests.helpers import corpus
+from tests.helpers import corpus, take
 
 CORPUS = corpus()
 REDACTOR = Redactor(Policy())
@@ -141,9 +142,9 @@ def _render(
         make_logger(sink),
         Redactor(Policy(text={"default": text})),  # type: ignore[dict-item]
         EventPolicy({"default": mode}),
-        event_set=proto,  # type: ignore[arg-type]
+        info=SessionInfo(event_set=proto),  # type: ignore[arg-type]
     )
-    recorder.text(direction, frame)  # type: ignore[arg-type]
+    take(recorder, direction, frame)  # type: ignore[arg-type]
     recorder.close()
     return sink, recorder
 
@@ -269,7 +270,7 @@ def test_no_key_split_over_any_deltas_is_logged(
     recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
     for part in parts:
         frame = {"type": event_type, "item_id": "item_1", "content_index": 0, "delta": part}
-        recorder.text("server", orjson.dumps(frame))
+        take(recorder, "server", orjson.dumps(frame))
 
     assert [] == [s for s in _slices(token, 12) if s in sink.text()]
 

@@ -22,7 +22,7 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from proxy.scrub import entropy_threshold, is_high_entropy
 from tests.conftest import MemorySink
-from tests.helpers import recorded_sessions
+from tests.helpers import recorded_sessions, take
 
 R = Redactor(Policy())
 OPAQUE = "Zq8vR2mN5xT1wY7bK3cF9hJ4dL6sP0gA"  # no key pattern: found by name or entropy
@@ -76,7 +76,7 @@ def test_audio_is_redacted_whatever_it_holds() -> None:
     sink = MemorySink()
     recorder = Recorder(make_logger(sink), R, EventPolicy({"default": "full"}))
     value = "!!" + base64.b64encode(f"my key is {KEY}".encode()).decode() + " and " + OPAQUE
-    recorder.text("client", orjson.dumps({"type": "input_audio_buffer.append", "audio": value}))
+    take(recorder, "client", orjson.dumps({"type": "input_audio_buffer.append", "audio": value}))
 
     (record,) = sink.records("realtime.event")
     assert "audio" == record["payload"]["audio"]["redacted"]
@@ -165,7 +165,7 @@ def test_recorded_sessions_log_their_text_ids_and_models_unchanged() -> None:
         sink = MemorySink()
         recorder = Recorder(make_logger(sink), R, EventPolicy({"default": "full"}))
         for direction, data in frames:
-            recorder.text(direction, data)
+            take(recorder, direction, data)
         events = [orjson.loads(d) for _, d in frames]
         records = sink.records("realtime.event")
         assert [] == sink.records("realtime.undecodable"), name

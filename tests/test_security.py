@@ -27,7 +27,7 @@ from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import free_port, process, wait_healthy
+from tests.helpers import free_port, process, take, wait_healthy
 from tests.test_cli import ROOT
 
 KEY = "sk-proj-ATTACKERsawTHIS0123456789abcdef"
@@ -274,10 +274,10 @@ def test_argument_deltas_are_never_logged_piece_by_piece(event_type: str) -> Non
     pieces = ['{"', "password", '":"', "hunter2-", "opaque-", 'value"}']
     for piece in pieces:
         frame = {"type": event_type, "item_id": "item_1", "call_id": "call_1", "delta": piece}
-        recorder.text("server", orjson.dumps(frame))
+        take(recorder, "server", orjson.dumps(frame))
     done = {"type": "response.function_call_arguments.done", "call_id": "call_1",
             "arguments": "".join(pieces)}  # fmt: skip
-    recorder.text("server", orjson.dumps(done))
+    take(recorder, "server", orjson.dumps(done))
 
     deltas = [r["payload"]["delta"] for r in sink.records("realtime.event")[:6]]
     assert [{"redacted": "fragment", "chars": len(p)} for p in pieces] == deltas
@@ -310,7 +310,7 @@ def test_a_key_split_across_two_deltas_is_redacted_in_both(
     cut = len("my key is ") + at
     for part in (text[:cut], text[cut:]):
         frame = {"type": event_type, "item_id": "item_1", "content_index": 0, field: part}
-        recorder.text("server", orjson.dumps(frame))
+        take(recorder, "server", orjson.dumps(frame))
 
     assert [] == _leaked(sink.text(), SPLIT_KEY, 12)
     assert "thanks" in sink.text()
@@ -438,7 +438,7 @@ def test_urls_and_sdp_in_unmodelled_data_are_redacted(value: str, secret: str) -
     sink = MemorySink()
     recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
 
-    recorder.text("server", frame)
+    take(recorder, "server", frame)
 
     assert secret not in sink.text()
 
@@ -621,7 +621,7 @@ def test_the_scrubbing_work_per_frame_is_bounded() -> None:
     sink = MemorySink()
     recorder = Recorder(make_logger(sink), REDACTOR, EventPolicy({"default": "full"}))
 
-    recorder.text("client", frame)
+    take(recorder, "client", frame)
 
     (record,) = sink.records("realtime.event")
     parts = record["payload"]["parts"]

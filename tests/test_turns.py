@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.pricing import shipped_table
+from proxy.session_info import SessionInfo
 from proxy.turns import TurnTracker
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import recorded_sessions
+from tests.helpers import observe, recorded_sessions
 
 TOLERANCE_MS = 80.0
 AUDIO_100MS = base64.b64encode(bytes(4800)).decode()  # 24 kHz PCM16
@@ -271,7 +272,7 @@ def test_recorded_sessions_give_turns_with_the_recordings_usage() -> None:
         expected = []
         for i, (direction, frame) in enumerate(frames):
             event = protocol.decode(frame, direction)  # type: ignore[arg-type]
-            tracker.observe(direction, event, float(i))
+            observe(tracker, direction, event, float(i))
             obj = orjson.loads(frame)
             if obj["type"] == "response.done":
                 expected.append(obj["response"]["usage"])
@@ -338,7 +339,7 @@ def test_any_interleaving_never_raises_grows_or_goes_negative(steps: list[Any]) 
     now = 0.0
     for (direction, obj), gap in steps:
         now += gap
-        tracker.observe(direction, protocol.decode(orjson.dumps(obj), direction), now)
+        observe(tracker, direction, protocol.decode(orjson.dumps(obj), direction), now)
         assert len(tracker._open) <= 8
         assert len(tracker._calls) <= 32
         assert len(tracker._items) <= 64
@@ -480,7 +481,7 @@ def test_turn_records_carry_ids_only_through_the_redactor() -> None:
         ),
     ]
     for i, (direction, obj) in enumerate(frames):
-        tracker.observe(direction, protocol.decode(orjson.dumps(obj), direction), float(i))  # type: ignore[arg-type]
+        observe(tracker, direction, protocol.decode(orjson.dumps(obj), direction), float(i))  # type: ignore[arg-type]
 
     text = orjson.dumps(records).decode()
     assert ["realtime.turn", "realtime.tool", "realtime.interruption"] == [e for e, _ in records]
@@ -501,14 +502,14 @@ def test_an_audio_position_older_than_the_marks_kept_falls_back_to_speech_stoppe
         tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table())
         append = protocol.decode(_event("input_audio_buffer.append", audio=AUDIO_100MS), "client")
         for i in range(300):  # 30 s of audio, one append a second
-            tracker.observe("client", append, float(i))
+            observe(tracker, "client", append, float(i))
         for obj, t in (
             ({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms}, 1000.0),
             ({"type": "response.created", "response": {"id": "r"}}, 1000.0),
             ({"type": "response.output_text.delta", "response_id": "r", "delta": "x"}, 1001.0),
             ({"type": "response.done", "response": {"id": "r"}}, 1002.0),
         ):
-            tracker.observe("server", protocol.decode(orjson.dumps(obj), "server"), t)
+            observe(tracker, "server", protocol.decode(orjson.dumps(obj), "server"), t)
         return records[-1][1]["latency_ms"]  # type: ignore[no-any-return]
 
     assert 1000.0 == run(1_000)  # audio 0.9-1.0 s, long dropped: speech_stopped at 1000 s
@@ -522,9 +523,11 @@ def _drive(
     import protocol
 
     records: list[tuple[str, dict[str, Any]]] = []
-    tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table(), model=model)
+    tracker = TurnTracker(
+        lambda e, f: records.append((e, f)), shipped_table(), info=SessionInfo(model=model)
+    )
     for direction, frame in frames:
-        tracker.observe(direction, protocol.decode(orjson.dumps(frame), direction), 1.0)  # type: ignore[arg-type]
+        observe(tracker, direction, protocol.decode(orjson.dumps(frame), direction), 1.0)  # type: ignore[arg-type]
     return records, tracker.close(2.0)
 
 
