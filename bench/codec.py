@@ -98,7 +98,7 @@ TOOL_OUTPUT = orjson.dumps(
 )
 
 
-TRACKER = TurnTracker(lambda _event, _fields: None, shipped_table())
+TRACKER = TurnTracker(lambda _record: None, shipped_table())
 
 
 def _session(recorder: Recorder) -> Session:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import quote, unquote
@@ -176,6 +177,8 @@ async def _summary_clock(app: web.Application) -> AsyncIterator[None]:
                 recorder = session.recorder
                 try:
                     recorder.flush_stale()
+                    if session.turns is not None:
+                        session.turns.tick(time.monotonic())
                 except Exception as exc:  # noqa: BLE001 (one session's must not stop the clock)
                     state.metrics.internal_error(recorder.log, "summary_clock", exc)
 

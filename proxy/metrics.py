@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from proxy.pricing import token_counts
+from proxy.turn_records import Record, ToolRecord, TurnRecord
 
 _DIRECTIONS = ("client", "server")
 _STATUSES = frozenset(
@@ -179,6 +180,12 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.user_wait = Histogram(
+            "earshot_user_wait_seconds",
+            "A user turn's start mark to this response's first output (tool time included)",
+            buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
         self.tool_calls = Histogram(
             "earshot_tool_call_seconds",
             "A function call's arguments done to its output from the client",
@@ -186,28 +193,31 @@ class Metrics:
             registry=self.registry,
         )
 
-    def turn_record(self, event: str, fields: dict[str, Any], model: str) -> None:
+    def turn_record(self, record: Record, model: str) -> None:
         """Count one turn, tool or interruption record; `model` is a bounded label."""
-        if event == "realtime.turn":
-            status = fields.get("status")
+        if isinstance(record, TurnRecord):
+            status = record.status
             self.turns.labels(status=status if status in _STATUSES else "other").inc()
-            latency = fields.get("latency_ms")
-            if isinstance(latency, int | float):
-                self.turn_latency.labels(trigger=fields.get("trigger", "vad")).observe(
-                    latency / 1000
-                )
-            for kind, n in token_counts(fields.get("usage")).items():
+            if record.latency_ms is not None:
+                trigger = record.trigger if record.trigger in ("client", "vad") else "vad"
+                self.turn_latency.labels(trigger=trigger).observe(record.latency_ms / 1000)
+            if record.user_wait_ms is not None:
+                self.user_wait.observe(record.user_wait_ms / 1000)
+            for kind, n in token_counts(record.usage).items():
                 if n:
                     self.tokens.labels(model=model, kind=kind).inc(n)
-            cost = fields.get("cost_usd")
-            if isinstance(cost, int | float) and cost > 0:
-                self.cost.labels(model=model).inc(cost)
-        elif event == "realtime.tool":
-            duration = fields.get("duration_ms")
-            if isinstance(duration, int | float):
-                self.tool_calls.observe(duration / 1000)
-        elif event == "realtime.interruption":
+            for spent in (record.cost_usd, record.transcription_cost_usd):
+                if spent is not None and spent > 0:
+                    self.cost.labels(model=model).inc(spent)
+        elif isinstance(record, ToolRecord):
+            self.tool_calls.observe(record.duration_ms / 1000)
+        else:
             self.interruptions.inc()
+
+    def session_cost(self, spent: float, model: str) -> None:
+        """Cost priced at the session's end (connection time), by model."""
+        if spent > 0:
+            self.cost.labels(model=model).inc(spent)
 
     def watch(self, live: Callable[[], Iterable[Any]]) -> None:
         """Where the open sessions are (each has `counts` per direction)."""

@@ -3,14 +3,19 @@ Pricing: what a response's `usage` cost, in USD, from a dated price table.
 
 The table ships with earshot (`proxy/data/prices.yaml`, with its source and date) and the
 config's `pricing:` section adds or replaces models. A model is matched by its exact
-name, else by the longest name that prefixes it (`gpt-realtime-2025-08-28` takes
-`gpt-realtime`'s prices); an entry of `null` means the model is not priced by token. A
-cost counts every kind of token once: `input_tokens` already includes the cached ones,
-which are billed at the cached price and not again at the full one (SPEC §4a).
+name, else without a dated snapshot's date (`gpt-realtime-2025-08-28` takes
+`gpt-realtime`'s prices, not `gpt-realtime-2`'s), else by the longest name that prefixes
+it; an entry of `null` means the model has no price. A cost counts every kind of token
+once: `input_tokens` already includes the cached ones, which are billed at the cached
+price and not again at the full one (SPEC §4a). Usage of `type: duration` is billed per
+minute of audio (`per_minute`), and a provider that bills the connection's time (xAI's
+voice API) per minute of session (`per_session_minute`, priced at `ws.close`).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
@@ -28,7 +33,7 @@ PRICE_KINDS: Final = (
     "text_output",
     "audio_output",
 )
-"""Each price a model has, in USD per million tokens (absent: 0)."""
+"""Each token price a model has, in USD per million tokens (absent: 0)."""
 
 _PER_TOKEN: Final = 1e-6
 
@@ -45,6 +50,16 @@ class Prices:
     cached_image_input: float = 0.0
     text_output: float = 0.0
     audio_output: float = 0.0
+    per_minute: float = 0.0  # USD per minute of audio, for `type: duration` usage
+    per_session_minute: float = 0.0  # USD per minute of connection (xAI's voice API)
+
+    @property
+    def by_token(self) -> bool:
+        """Whether the model has any token price (else token usage is not costed)."""
+        return any(getattr(self, kind) for kind in PRICE_KINDS)
+
+
+_DATED: Final = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 @attrs.frozen
@@ -61,6 +76,9 @@ class PriceTable:
             return None
         if model in self.models:
             return model
+        undated = _DATED.sub("", model)
+        if undated in self.models:
+            return undated
         best = max((k for k in self.models if model.startswith(k)), key=len, default=None)
         return best
 
@@ -129,6 +147,8 @@ def usage_problems(usage: object, path: str = "usage", depth: int = 0) -> list[s
             problems += usage_problems(value, where, depth + 1)
         elif isinstance(value, bool) or not isinstance(value, int | float):
             continue  # `type` and other words: not counts
+        elif key == "seconds" and type(value) is float and math.isfinite(value) and value >= 0:
+            continue  # duration usage: seconds of audio, a fraction allowed
         elif type(value) is not int:
             problems.append(f"{where}: not an integer")
         elif value < 0:
@@ -151,12 +171,20 @@ _PRICE_OF: Final = {
 
 
 def cost(usage: object, prices: Prices | None) -> float | None:
-    """What `usage` cost at `prices`, in USD to 6 decimals; None without prices."""
+    """What `usage` cost at `prices`, in USD to 9 decimals; None without prices (or,
+    for `type: duration` usage, without a price per minute)."""
     if prices is None or not isinstance(usage, dict):
+        return None
+    if usage.get("type") == "duration":
+        seconds = usage.get("seconds")
+        if not prices.per_minute or not isinstance(seconds, int | float):
+            return None
+        return round(seconds / 60 * prices.per_minute, 9)
+    if not prices.by_token:
         return None
     counts = token_counts(usage)
     total: float = sum(n * getattr(prices, _PRICE_OF[kind]) for kind, n in counts.items())
-    return round(total * _PER_TOKEN, 6)
+    return round(total * _PER_TOKEN, 9)
 
 
 def describe(table: PriceTable, overrides: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from proxy.session import Session
 from proxy.session_info import SessionInfo
 from proxy.settings import LimitsSection
 from proxy.traces import SessionTrace
+from proxy.turn_records import Record
 from proxy.turns import TurnTracker
 from proxy.upstream import HANDSHAKE_BODY, HandshakeRedirect
 
@@ -107,9 +108,15 @@ async def realtime(request: web.Request) -> web.StreamResponse:
             session.counts, recorder.budget.suppressed_total if recorder.budget else 0
         )
         state.metrics.sessions_active.dec()
-        recorder.close()
         now = time.monotonic()
-        totals = session.turns.close(now) if session.turns is not None else {}
+        totals = {}
+        if session.turns is not None:  # before the summaries' flush: one order, always
+            totals = session.turns.close(now, now - started)
+            if session.turns.connection_cost_usd:
+                state.metrics.session_cost(
+                    session.turns.connection_cost_usd, state.prices.key(info.model) or "other"
+                )
+        recorder.close()
         _log_close(state, session, started, totals)
         if spans is not None:
             spans.close(
@@ -120,7 +127,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                     "earshot.turns": totals.get("turns"),
                     "earshot.cost_usd": totals.get("cost_usd"),
                 },
-                now,
+                time.monotonic(),  # after the turns' spans the close just ended
             )
     return ws
 
@@ -192,24 +199,28 @@ def _log_open(
 
 
 def _turn_tracker(state: AppState, recorder: Recorder, spans: SessionTrace | None) -> TurnTracker:
-    """The session's turns, recorded through the recorder's (session-bound) logger, and
-    made spans of when traces are on (per record, never per frame)."""
+    """The session's turns, recorded through the recorder's (session-bound) logger,
+    counted by the metrics, and made spans of when traces are on (per record, never per
+    frame)."""
 
-    def write(event: str, fields: dict[str, Any]) -> None:
-        recorder.log.info(event, **fields)
-        state.metrics.turn_record(event, fields, state.prices.key(recorder.info.model) or "other")
+    def write(record: Record) -> None:
+        fields = record.fields()
+        recorder.log.info(record.EVENT, **fields)
+        state.metrics.turn_record(record, state.prices.key(recorder.info.model) or "other")
         if spans is not None:
-            spans.record(event, fields, time.monotonic())
+            spans.record(record.EVENT, fields, time.monotonic())
 
-    tracker = TurnTracker(
+    redactor = state.redactor
+    transcript_mode = redactor.policy.text_mode("transcript")
+    return TurnTracker(
         write,
         state.prices,
         info=recorder.info,
-        clean=lambda value: state.redactor.cut(value, 128),
+        clean=lambda value: redactor.cut(value, 128),
+        transcript=lambda value: redactor.text(value, transcript_mode),
         wall=lambda mark: rfc3339(time.time() - (time.monotonic() - mark)),
         on_error=recorder.on_error,
     )
-    return tracker
 
 
 def _log_close(state: AppState, session: Session, started: float, totals: dict[str, Any]) -> None:

@@ -129,7 +129,7 @@ class SessionRow:
                 "output_audio": self.tokens.get("output_audio", 0),
                 "output_text": self.tokens.get("output_text", 0),
             },
-            "cost_usd": round(self.cost_usd, 6) if self.cost_usd is not None else None,
+            "cost_usd": round(self.cost_usd, 9) if self.cost_usd is not None else None,
             "undecodable": self.undecodable,
             "closed_by": self.closed_by,
             "code": self.code,
@@ -284,7 +284,7 @@ class Report:
                 kind: sum(f["tokens"][kind] for f in figures)
                 for kind in ("input_audio", "input_text", "output_audio", "output_text")
             },
-            "cost_usd": round(sum(costs), 6) if costs else None,
+            "cost_usd": round(sum(costs), 9) if costs else None,
             "undecodable": sum(f["undecodable"] for f in figures),
             "skipped_lines": self.skipped,
         }

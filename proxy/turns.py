@@ -1,49 +1,49 @@
 """
-Turns: how long each user waited for the answer, where the agent was interrupted, how
-long the app's tools took, and what each response cost (SPEC §4a).
+Turns: how long each user waited for the answer, what of it they heard, how long the
+app's tools took, and what each response cost (SPEC §4a).
 
-A `TurnTracker` belongs to one session, beside its `Recorder`. The relay hands it each
-decoded event with the monotonic time the frame was forwarded. It follows
-`response.create`, `response.created`, the output deltas, `response.done`, VAD's
-`speech_started`/`speech_stopped`, truncations, function calls and their outputs, and
-the running total of appended input audio with a bounded record of when each append was
-forwarded (the VAD start mark is when the audio at `speech_stopped`'s `audio_end_ms`
-passed through). It writes `realtime.turn`, `realtime.tool` and
-`realtime.interruption`, and the session's totals for `ws.close`.
+A `TurnTracker` belongs to one session. The session hands it each decoded event with the
+time the frame was forwarded, after the send; the session's `SessionInfo` says what the
+session is (models, formats, turn detection). Handlers are found by event class. A turn
+opens at `response.created` (its start mark: the client's `response.create`, or where the
+audio at VAD's `audio_end_ms` passed through), and its record is written when it is over
+for the user: at `response.done` when it has no audio; else once its audio has played
+(its first delta's forwarding + its duration), or when it is cut (a truncate of its item,
+a `speech_started`, a `response.cancel`), or when the session ends. `tick` writes the
+turns whose audio has played though no frame has come.
 
-Everything it keeps is bounded: at most `_MAX_OPEN` responses, `_MAX_CALLS` tool calls,
-`_MAX_ITEMS` audio items and `_MAX_APPENDS` append marks (two fixed arrays, 4 KB), the
-oldest dropped first.
+Everything it keeps is bounded: at most `_MAX_OPEN` responses in progress and as many
+playing, `_MAX_CALLS` tool calls, `_MAX_ITEMS` audio items, 16 input
+transcripts and `_MAX_APPENDS` append marks (4 KB), the oldest dropped first.
 """
 
 from __future__ import annotations
 
-import array
-import collections
-import re
-import statistics
 from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 
+import protocol
 from proxy.audio import base64_length
-from proxy.pricing import PriceTable, cost, token_counts, usage_problems
+from proxy.pricing import PriceTable
 from proxy.session_info import SessionInfo
+from proxy.turn_records import (
+    AppendMarks,
+    InterruptionRecord,
+    Record,
+    ToolRecord,
+    Turn,
+    TurnWriter,
+    ms,
+    pop_oldest,
+)
 
-_MAX_OPEN: Final = 8  # responses in progress at once
+_MAX_OPEN: Final = 8  # responses in progress at once (and as many still playing)
 _MAX_CALLS: Final = 32  # function calls awaiting their output
 _MAX_ITEMS: Final = 64  # assistant audio items, for a later truncation
 _MAX_APPENDS: Final = 256  # append marks kept: 5 s of 20 ms appends, 4 KB
-_MAX_LATENCIES: Final = 1024  # latencies kept for the session's p50
 _MAX_ID: Final = 128  # characters of an id or a name kept (as many as are logged)
-
-
-_UNSEEN: Final[Any] = object()
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
 
 
 def _str(value: object) -> str | None:
@@ -55,86 +55,9 @@ def _str(value: object) -> str | None:
     return value if len(value) <= _MAX_ID else value[:_MAX_ID]
 
 
-_COUNT_KEY: Final = re.compile(r"[a-z_]{1,40}")
-
-
-def _token_counts_only(usage: object, depth: int = 0) -> Any:
-    """`usage` as `response.done` gave it, but counts only: numbers, the objects that hold
-    them and the usage's `type`, under plain field names (nothing else of the wire)."""
-    if not isinstance(usage, dict) or depth > 3:
-        return None
-    out: dict[str, Any] = {}
-    for key, value in usage.items():
-        if not isinstance(key, str) or not _COUNT_KEY.fullmatch(key):
-            continue
-        if type(value) is int or type(value) is float:
-            out[key] = value
-        elif key == "type" and isinstance(value, str) and _COUNT_KEY.fullmatch(value):
-            out[key] = value  # `tokens` or `duration` (transcription usage)
-        elif isinstance(value, dict):
-            inner = _token_counts_only(value, depth + 1)
-            if inner:
-                out[key] = inner
-    return out
-
-
-def _int(value: object) -> int | None:
-    return value if type(value) is int else None
-
-
 def _position(value: object) -> int | None:
     """An audio position (ms) from a peer: an integer from 0 to 2^53, else unknown."""
     return value if type(value) is int and 0 <= value <= 2**53 else None
-
-
-class _AppendMarks:
-    """When the input audio reached each position: the last `size` appends' (position in
-    ms, forward time), in two fixed arrays made on the first append (4 KB at most)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._pos = array.array("d")
-        self._time = array.array("d")
-        self._n = 0  # appends marked so far
-
-    def add(self, position_ms: float, now: float) -> None:
-        if self._n < self._size:
-            self._pos.append(position_ms)
-            self._time.append(now)
-        else:
-            i = self._n % self._size
-            self._pos[i] = position_ms
-            self._time[i] = now
-        self._n += 1
-
-    def reached(self, position_ms: float) -> float | None:
-        """When the audio first reached `position_ms`; None when that is older than the
-        marks kept (or not reached yet)."""
-        first = max(0, self._n - self._size)
-        for k in range(first, self._n):
-            i = k % self._size
-            if self._pos[i] >= position_ms:
-                # Reached before the oldest kept mark: that time is not known.
-                return None if k == first and first > 0 else self._time[i]
-        return None
-
-
-@attrs.define
-class _Turn:
-    """One response in progress."""
-
-    response_id: str
-    trigger: str
-    start: float | None  # the start mark (monotonic seconds)
-    created: float
-    input_audio_ms: float | None = None
-    silence_ms: int | None = None
-    first_output: float | None = None
-    first_audio: float | None = None
-    first_text: float | None = None
-    output_audio_bytes: int = 0
-    interrupted: bool = False
-    tool_calls: list[dict[str, str]] = attrs.field(factory=list)
 
 
 @attrs.define
@@ -145,28 +68,25 @@ class _Call:
 
 
 @attrs.define
-class _Totals:
-    turns: int = 0
-    interruptions: int = 0
-    tokens: dict[str, int] = attrs.field(factory=dict)
-    usage: dict[str, int] = attrs.field(factory=dict)
-    cost_usd: float = 0.0
-    priced: bool = False
-    latencies: collections.deque[float] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_MAX_LATENCIES)
-    )
+class _Request:
+    """A `response.create` not answered yet."""
+
+    at: float
+    event_id: str | None
+    after_tool: bool  # it follows a `function_call_output`: the same user turn
 
 
 class TurnTracker:
-    """Follows one session's turns; `write(event, fields)` takes each record."""
+    """Follows one session's turns; `write(record)` takes each record."""
 
     def __init__(
         self,
-        write: Callable[[str, dict[str, Any]], None],
+        write: Callable[[Record], None],
         prices: PriceTable,
         *,
         info: SessionInfo | None = None,
         clean: Callable[[str], str] = lambda value: value,
+        transcript: Callable[[str], Any] = lambda value: value,
         wall: Callable[[float], str] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
@@ -174,40 +94,47 @@ class TurnTracker:
         # Told of an exception a handler raised: reported, never the traffic's concern.
         self.on_error = on_error
         # Ids and names came off the wire: they reach a record only through `clean` (the
-        # redactor's scrub-then-cut), as every other value does.
+        # redactor's scrub-then-cut); the user's words through `transcript` (the text
+        # policy for transcripts, and personal-data masking). `wall` gives the monotonic
+        # start mark as a wall-clock time, for a timeline drawn from the log.
         self._clean = clean
-        # The monotonic start mark as a wall-clock time, for a timeline drawn from the log.
-        self._wall = wall
-        # The session as followed (models, formats, turn detection): read, never written.
         self.info = info if info is not None else SessionInfo()
         self._prices = prices
+        self._writer = TurnWriter(self.info, prices, clean=clean, transcript=transcript, wall=wall)
+        self.totals = self._writer.totals
         self._appended_ms = 0.0
-        self._appends = _AppendMarks(_MAX_APPENDS)
-        self._requested: float | None = None  # a response.create not yet answered
+        self._appends = AppendMarks(_MAX_APPENDS)
+        self._requested: _Request | None = None
+        self._tool_output = False  # a function_call_output since the last response.create
         self._vad: tuple[float, float | None] | None = None  # (start mark, input audio ms)
         self._speech_start_ms: int | None = None
-        self._open: dict[str, _Turn] = {}
+        self._user_start: float | None = None
+        self._committed: str | None = None  # an input item committed, for the next turn
+        self._open: dict[str, Turn] = {}
+        self._playing: dict[str, Turn] = {}  # done, the user still listening
         self._calls: dict[str, _Call] = {}
         self._items: dict[str, tuple[str | None, int]] = {}  # item -> (response, audio bytes)
-        self.totals = _Totals()
+        self.connection_cost_usd: float | None = None  # priced at close, where billed so
 
     # --- the per-frame entry ------------------------------------------------------------
 
     def observe(self, direction: str, event: Any, now: float) -> None:
         """One decoded event, forwarded at `now` (monotonic seconds). Never raises."""
-        by_class = _BY_CLASS[direction]
-        handler = by_class.get(type(event), _UNSEEN)
-        if handler is _UNSEEN:
-            handlers = _CLIENT_HANDLERS if direction == "client" else _SERVER_HANDLERS
-            handler = handlers.get(getattr(type(event), "TYPE", ""))
-            if len(by_class) < 256:  # event classes, and the unknown ones seen
-                by_class[type(event)] = handler
-        if handler is not None:
-            try:
+        try:
+            if self._playing:
+                self._heard_out(now)
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
                 handler(self, event, now)
-            except Exception as exc:  # noqa: BLE001 (turns are observations: never the traffic)
-                if self.on_error is not None:
-                    self.on_error("turns.observe", exc)
+        except Exception as exc:  # noqa: BLE001 (turns are observations: never the traffic)
+            if self.on_error is not None:
+                self.on_error("turns.observe", exc)
+
+    def tick(self, now: float) -> None:
+        """Write the turns whose audio has been heard out by `now` (the app's clock calls
+        this every second: a turn is written on time though no frame comes)."""
+        if self._playing:
+            self._heard_out(now)
 
     # --- client events ------------------------------------------------------------------
 
@@ -218,55 +145,66 @@ class TurnTracker:
             self._appends.add(self._appended_ms, now)
 
     def _response_create(self, event: Any, now: float) -> None:
-        self._requested = now
+        self._requested = _Request(now, _str(event.event_id), self._tool_output)
+        self._tool_output = False
+
+    def _response_cancel(self, event: Any, now: float) -> None:
+        self._cut_all(now)
 
     def _commit(self, event: Any, now: float) -> None:
         if self.info.transcription:  # a transcription's client trigger
-            self._requested = now
+            self._requested = _Request(now, None, False)
 
     def _item_create(self, event: Any, now: float) -> None:
         item = event.item
         kind = getattr(type(item), "TYPE", None) or getattr(item, "type", None)
         if kind != "function_call_output":
             return
+        self._tool_output = True
         call_id = _str(getattr(item, "call_id", None))
         call = self._calls.pop(call_id, None) if call_id else None
         if call is None or call_id is None:
             return
         output = getattr(item, "output", None)
         self._write(
-            "realtime.tool",
-            {
-                "call_id": self._clean(call_id),
-                "name": self._clean(call.name) if call.name else None,
-                "response_id": self._clean(call.response_id) if call.response_id else None,
-                "duration_ms": _ms(max(0.0, now - call.done)),
-                "output_chars": len(output) if type(output) is str else 0,
-            },
+            ToolRecord(
+                call_id=self._clean(call_id),
+                name=self._clean(call.name) if call.name else None,
+                response_id=self._clean(call.response_id) if call.response_id else None,
+                duration_ms=ms(max(0.0, now - call.done)),
+                output_chars=len(output) if type(output) is str else 0,
+            )
         )
 
     def _truncate(self, event: Any, now: float) -> None:
         item_id = _str(event.item_id)
         response_id, audio_bytes = self._items.get(item_id or "", (None, 0))
+        heard = _position(event.audio_end_ms)
         self.totals.interruptions += 1
         self._write(
-            "realtime.interruption",
-            {
-                "item_id": self._clean(item_id) if item_id else None,
-                "response_id": self._clean(response_id) if response_id else None,
-                "heard_ms": _position(event.audio_end_ms),
-                "generated_ms": round(audio_bytes / self.info.output_bpms, 1)
-                if audio_bytes
-                else None,
-            },
+            InterruptionRecord(
+                item_id=self._clean(item_id) if item_id else None,
+                response_id=self._clean(response_id) if response_id else None,
+                heard_ms=heard,
+                generated_ms=round(audio_bytes / self.info.output_bpms, 1) if audio_bytes else None,
+            )
         )
+        if response_id is None:
+            return
+        turn = self._playing.pop(response_id, None)
+        if turn is not None:  # done, and cut while the user listened
+            turn.interrupted = True
+            turn.heard_ms = float(heard) if heard is not None else self._played(turn, now)
+            self._write(self._writer.record(turn, now))
+        elif (turn := self._open.get(response_id)) is not None:
+            turn.interrupted = True
+            turn.heard_ms = float(heard) if heard is not None else self._played(turn, now)
 
     # --- server events ------------------------------------------------------------------
 
     def _speech_started(self, event: Any, now: float) -> None:
         self._speech_start_ms = _position(event.audio_start_ms)
-        for turn in self._open.values():
-            turn.interrupted = True
+        self._cut_all(now)
 
     def _speech_stopped(self, event: Any, now: float) -> None:
         end = _position(event.audio_end_ms)
@@ -281,37 +219,59 @@ class TurnTracker:
         )
         self._vad = (mark, heard)
 
+    def _error(self, event: Any, now: float) -> None:
+        """A refused `response.create` sets no start mark: the `error` names its event id,
+        or (when it carried none) is the first error before any `response.created`."""
+        request = self._requested
+        if request is None:
+            return
+        named = _str(getattr(event.error, "event_id", None))
+        if (request.event_id is None) or (named is not None and named == request.event_id):
+            self._requested = None
+            self._tool_output = request.after_tool  # still owed a response
+
     def _response_created(self, event: Any, now: float) -> None:
         self._open_turn(_str(getattr(event.response, "id", None)), now)
 
-    def _committed(self, event: Any, now: float) -> None:
+    def _committed_item(self, event: Any, now: float) -> None:
+        item_id = _str(event.item_id)
         if self.info.transcription:
-            self._open_turn(_str(event.item_id), now)
+            self._open_turn(item_id, now)
+        else:
+            self._committed = item_id
 
     def _open_turn(self, response_id: str | None, now: float) -> None:
         """A response (or, transcribing, a committed item) begins: its trigger and mark."""
         if response_id is None:
             return
-        if self._requested is not None:
-            trigger, start, heard = "client", self._requested, None
+        request = self._requested
+        user_start: float | None
+        if request is not None:
+            trigger, start, heard = "client", request.at, None
+            user_start = self._user_start if request.after_tool else start
             self._requested = None
         elif self._vad is not None:
             trigger, (start, heard) = "vad", self._vad
+            user_start = start
         else:
-            trigger, start, heard = "vad", None, None
+            trigger, start, heard, user_start = "vad", None, None, None
         self._vad = None
-        if len(self._open) >= _MAX_OPEN:
-            del self._open[next(iter(self._open))]
-        self._open[response_id] = _Turn(
+        self._user_start = user_start if user_start is not None else start
+        pop_oldest(self._open, _MAX_OPEN)
+        item = response_id if self.info.transcription else self._committed
+        self._committed = None
+        self._open[response_id] = Turn(
             response_id=response_id,
             trigger=trigger,
             start=start,
+            user_start=user_start,
             created=now,
             input_audio_ms=heard,
             silence_ms=self.info.silence_ms if trigger == "vad" else None,
+            input_item=item,
         )
 
-    def _turn(self, event: Any) -> _Turn | None:
+    def _turn(self, event: Any) -> Turn | None:
         response_id = _str(getattr(event, "response_id", None))
         return self._open.get(response_id) if response_id else None
 
@@ -322,8 +282,7 @@ class TurnTracker:
         item_id = _str(getattr(event, "item_id", None))
         if item_id is not None:
             response_id, before = self._items.pop(item_id, (turn.response_id if turn else None, 0))
-            if len(self._items) >= _MAX_ITEMS:
-                del self._items[next(iter(self._items))]
+            pop_oldest(self._items, _MAX_ITEMS)
             self._items[item_id] = (response_id, before + n)
         if turn is not None:
             turn.output_audio_bytes += n
@@ -352,19 +311,17 @@ class TurnTracker:
 
     def _transcribed(self, event: Any, now: float) -> None:
         item_id = _str(event.item_id)
-        turn = self._open.pop(item_id, None) if self.info.transcription and item_id else None
+        usage = event.usage if isinstance(event.usage, dict) else None
+        if not self.info.transcription:
+            self._writer.input_transcript(item_id, event.transcript, usage)
+            return
+        turn = self._open.pop(item_id, None) if item_id else None
         if turn is None:
             return
         turn.first_output = now  # the completed transcript is the answer waited for
-        usage = event.usage
-        self._finish(
-            turn,
-            now,
-            "completed",
-            None,
-            usage if isinstance(usage, dict) else None,
-            model=self.info.transcription_model or self.info.model,
-        )
+        turn.done, turn.status, turn.usage = now, "completed", usage
+        turn.model = self.info.transcription_model or self.info.model
+        self._write(self._writer.record(turn, now))
 
     def _arguments_done(self, event: Any, now: float) -> None:
         call_id = _str(event.call_id)
@@ -374,8 +331,7 @@ class TurnTracker:
         turn = self._turn(event)
         if turn is not None and len(turn.tool_calls) < _MAX_CALLS:
             turn.tool_calls.append({"name": name or "", "call_id": call_id})
-        if len(self._calls) >= _MAX_CALLS:
-            del self._calls[next(iter(self._calls))]
+        pop_oldest(self._calls, _MAX_CALLS)
         self._calls[call_id] = _Call(name, turn.response_id if turn else None, now)
 
     def _response_done(self, event: Any, now: float) -> None:
@@ -384,111 +340,98 @@ class TurnTracker:
         turn = self._open.pop(response_id, None) if response_id else None
         if turn is None:
             return
-        status = _str(getattr(response, "status", None)) or "completed"
+        turn.done = now
+        turn.status = _str(getattr(response, "status", None)) or "completed"
         details = getattr(response, "status_details", None)
-        reason = _str(details.get("reason")) if isinstance(details, dict) else None
-        if status == "cancelled" and reason in ("turn_detected", "client_cancelled"):
+        turn.reason = _str(details.get("reason")) if isinstance(details, dict) else None
+        if turn.status == "cancelled" and turn.reason in ("turn_detected", "client_cancelled"):
             turn.interrupted = True
         usage = getattr(response, "usage", None)
-        self._finish(turn, now, status, reason, usage if isinstance(usage, dict) else None)
+        turn.usage = usage if isinstance(usage, dict) else None
+        if turn.output_audio_bytes and turn.heard_ms is None and not turn.interrupted:
+            # The user is still listening: written once heard out, or cut.
+            pop_oldest(self._playing, _MAX_OPEN)
+            self._playing[turn.response_id] = turn
+            self._heard_out(now)
+        else:
+            if turn.heard_ms is None:
+                turn.heard_ms = self._played(turn, now)
+            self._write(self._writer.record(turn, now))
+
+    # --- what the user heard --------------------------------------------------------------
+
+    def _output_ms(self, turn: Turn) -> float:
+        return round(turn.output_audio_bytes / self.info.output_bpms, 1)
+
+    def _played(self, turn: Turn, now: float) -> float:
+        """The audio played by `now`, at real time from its first delta's forwarding."""
+        if turn.first_audio is None:
+            return 0.0
+        return min(ms(max(0.0, now - turn.first_audio)), self._writer.output_ms(turn))
+
+    def _heard_out(self, now: float) -> None:
+        for turn in list(self._playing.values()):
+            assert turn.first_audio is not None  # only turns with audio are playing
+            if now >= turn.first_audio + self._writer.output_ms(turn) / 1000:
+                del self._playing[turn.response_id]
+                turn.heard_ms = self._writer.output_ms(turn)
+                self._write(self._writer.record(turn, now))
+
+    def _cut_all(self, now: float) -> None:
+        """Speech started, or the client cancelled: what was still being said is cut."""
+        for turn in self._open.values():
+            turn.interrupted = True
+            if turn.heard_ms is None and turn.first_audio is not None:
+                turn.heard_ms = self._played(turn, now)
+        for turn in list(self._playing.values()):
+            del self._playing[turn.response_id]
+            turn.interrupted = True
+            turn.heard_ms = self._played(turn, now)
+            self._write(self._writer.record(turn, now))
 
     # --- records ------------------------------------------------------------------------
 
-    def _finish(
-        self,
-        turn: _Turn,
-        now: float,
-        status: str,
-        reason: str | None,
-        usage: dict[str, Any] | None,
-        *,
-        model: str | None = None,
-    ) -> None:
-        def since_start(t: float | None) -> float | None:
-            if t is None or turn.start is None:
-                return None
-            return _ms(max(0.0, t - turn.start))
-
-        latency = since_start(turn.first_output)
-        prices = self._prices.prices(model or self.info.model)
-        given = usage
-        problems = usage_problems(usage) if usage is not None else []
-        if problems:
-            usage = None  # not costed, not summed: the record names what was wrong
-        turn_cost = cost(usage, prices) if usage is not None else None
-        totals = self.totals
-        totals.turns += 1
-        if latency is not None:
-            totals.latencies.append(latency)
-        if usage is not None:
-            for key in ("input_tokens", "output_tokens", "total_tokens"):
-                if type(usage.get(key)) is int:
-                    totals.usage[key] = totals.usage.get(key, 0) + usage[key]
-            for kind, n in token_counts(usage).items():
-                totals.tokens[kind] = totals.tokens.get(kind, 0) + n
-        if turn_cost is not None:
-            totals.cost_usd += turn_cost
-            totals.priced = True
-        self._write(
-            "realtime.turn",
-            {
-                "response_id": self._clean(turn.response_id),
-                "status": self._clean(status),
-                "reason": self._clean(reason) if reason else None,
-                "trigger": turn.trigger,
-                "latency_ms": latency,
-                "first_audio_ms": since_start(turn.first_audio),
-                "first_text_ms": since_start(turn.first_text),
-                "response_ms": _ms(max(0.0, now - turn.created)),
-                "output_audio_ms": round(turn.output_audio_bytes / self.info.output_bpms, 1),
-                "input_audio_ms": turn.input_audio_ms,
-                "silence_ms": turn.silence_ms,
-                "interrupted": turn.interrupted,
-                "tool_calls": [
-                    {k: self._clean(v) for k, v in call.items()} for call in turn.tool_calls
-                ],
-                "usage": _token_counts_only(given),
-                "cost_usd": turn_cost,
-                **({"problems": problems} if problems else {}),
-                **(
-                    {"start_ts": self._wall(turn.start)}
-                    if self._wall is not None and turn.start is not None
-                    else {}
-                ),
-            },
-        )
-
-    def close(self, now: float) -> dict[str, Any]:
-        """Write the responses that never ended (`unfinished`); the session's totals."""
+    def close(self, now: float, duration_s: float | None = None) -> dict[str, Any]:
+        """Write every turn not written yet (the session ended: responses in progress are
+        `unfinished`, and audio not heard out was cut); the session's totals, with the
+        connection time priced where the provider bills it (`per_session_minute`)."""
+        self._heard_out(now)
+        for turn in list(self._playing.values()):
+            turn.interrupted = True
+            turn.heard_ms = self._played(turn, now)
+            self._write(self._writer.record(turn, now))
+        self._playing.clear()
         for turn in list(self._open.values()):
-            self._finish(turn, now, "unfinished", None, None)
+            if turn.first_audio is not None:
+                turn.heard_ms = self._played(turn, now)
+                turn.interrupted = turn.interrupted or turn.heard_ms < self._writer.output_ms(turn)
+            else:
+                turn.heard_ms = 0.0
+            self._write(self._writer.record(turn, now))
         self._open.clear()
-        totals = self.totals
-        latencies = list(totals.latencies)
-        return {
-            "turns": totals.turns,
-            "interruptions": totals.interruptions,
-            "usage": dict(totals.usage),
-            "cost_usd": round(totals.cost_usd, 6) if totals.priced else None,
-            "latency_ms": {
-                "p50": round(statistics.median(latencies), 1) if latencies else None,
-                "max": max(latencies) if latencies else None,
-            },
-        }
+        prices = self._prices.prices(self.info.model)
+        if duration_s is not None and prices is not None and prices.per_session_minute:
+            self.connection_cost_usd = round(duration_s / 60 * prices.per_session_minute, 9)
+            self.totals.add_cost(self.connection_cost_usd)
+        return self.totals.report()
 
 
-# Which method follows which event, by direction: one table for every session.
+# Which method follows which event, by event class (each event set's class for a wire
+# type): one table for every session.
 _Handler = Callable[[TurnTracker, Any, float], None]
-_CLIENT_HANDLERS: Final[dict[str, _Handler]] = {
+_CLIENT: Final[dict[str, _Handler]] = {
     "input_audio_buffer.append": TurnTracker._append,
     "input_audio_buffer.commit": TurnTracker._commit,
     "response.create": TurnTracker._response_create,
+    "response.cancel": TurnTracker._response_cancel,
     "conversation.item.create": TurnTracker._item_create,
     "conversation.item.truncate": TurnTracker._truncate,
 }
-_SERVER_HANDLERS: Final[dict[str, _Handler]] = {
+_SERVER: Final[dict[str, _Handler]] = {
+    "error": TurnTracker._error,
     "input_audio_buffer.speech_started": TurnTracker._speech_started,
     "input_audio_buffer.speech_stopped": TurnTracker._speech_stopped,
+    "input_audio_buffer.committed": TurnTracker._committed_item,
     "response.created": TurnTracker._response_created,
     "response.output_audio.delta": TurnTracker._audio_delta,
     "response.audio.delta": TurnTracker._audio_delta,
@@ -499,9 +442,13 @@ _SERVER_HANDLERS: Final[dict[str, _Handler]] = {
     "response.function_call_arguments.delta": TurnTracker._other_delta,
     "response.function_call_arguments.done": TurnTracker._arguments_done,
     "response.done": TurnTracker._response_done,
-    "input_audio_buffer.committed": TurnTracker._committed,
     "conversation.item.input_audio_transcription.delta": TurnTracker._transcript_delta,
     "conversation.item.input_audio_transcription.completed": TurnTracker._transcribed,
 }
-# Handlers by (direction, event class), worked out on first sight: the per-frame lookup.
-_BY_CLASS: Final[dict[str, dict[type, _Handler | None]]] = {"client": {}, "server": {}}
+_HANDLERS: Final[dict[type, _Handler]] = {
+    cls: table[cls.TYPE]
+    for event_set in ("ga", "beta")
+    for direction, table in (("client", _CLIENT), ("server", _SERVER))
+    for cls in protocol.event_classes(event_set, direction)  # type: ignore[arg-type]
+    if cls.TYPE in table
+}

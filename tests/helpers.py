@@ -167,7 +167,8 @@ async def lockstep(ws: Any, fake: Any, frames: list[tuple[str, bytes]]) -> list[
 
 
 async def scripted_session(proxy: Any, **ws_kwargs: Any) -> None:
-    """The demo's scripted conversation through `proxy`, until its `response.done`."""
+    """The demo's scripted conversation through `proxy`, until its `response.done` and
+    the 300 ms of audio it carries have played (a client that listens to the answer)."""
     from proxy.demo import conversation
 
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime", **ws_kwargs)
@@ -176,6 +177,7 @@ async def scripted_session(proxy: Any, **ws_kwargs: Any) -> None:
     async for msg in ws:
         if '"response.done"' in msg.data:
             break
+    await asyncio.sleep(0.35)
     await ws.close()
     await asyncio.sleep(0.05)
 

@@ -128,6 +128,7 @@ async def test_a_wrapping_runner_serves_through_the_wrapped_factory() -> None:
             return Counting(server)
 
     app = web.Application()
+
     async def ok(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 

@@ -26,6 +26,7 @@ _VOLATILE = {
     "conn",
     "first_ts",
     "latency_ms",
+    "user_wait_ms",
     "first_audio_ms",
     "first_text_ms",
     "response_ms",

@@ -34,8 +34,9 @@ async def test_a_failing_turn_handler_is_reported_and_the_traffic_goes_on(
     the client, an `internal.error` record says `turns.observe` and `ValueError` (and
     nothing of the message), and the metric counts it.
     """
-    monkeypatch.setitem(turns._SERVER_HANDLERS, "response.created", _boom)
-    monkeypatch.setattr(turns, "_BY_CLASS", {"client": {}, "server": {}})
+    for cls, handler in list(turns._HANDLERS.items()):
+        if handler is turns.TurnTracker._response_created:
+            monkeypatch.setitem(turns._HANDLERS, cls, _boom)
     fake.scripted = False
     proxy = await make_proxy()
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")

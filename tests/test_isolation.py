@@ -453,7 +453,7 @@ def test_hostile_ids_cost_what_ids_of_128_characters_do() -> None:
             )
     frames = [orjson.dumps(e) for e in events]
     del events
-    tracker = TurnTracker(lambda _e, _f: None, shipped_table())
+    tracker = TurnTracker(lambda _record: None, shipped_table())
     gc.collect()
     tracemalloc.start()
     for frame in frames:

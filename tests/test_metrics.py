@@ -56,7 +56,7 @@ async def test_a_turn_shows_on_metrics(make_proxy: ProxyFactory, fake: FakeUpstr
     assert 'earshot_tokens_total{kind="cached_input_text",model="gpt-realtime"} 4.0' in text
     assert 'earshot_tokens_total{kind="output_audio",model="gpt-realtime"} 5.0' in text
     # 6 * 4 + 4 * 0.40 + 5 * 64 = 345.6 per million
-    assert 'earshot_cost_usd_total{model="gpt-realtime"} 0.000346' in text
+    assert 'earshot_cost_usd_total{model="gpt-realtime"} 0.0003456' in text
 
 
 async def test_made_up_models_add_no_series(make_proxy: ProxyFactory, fake: FakeUpstream) -> None:

@@ -108,7 +108,7 @@ def test_the_table_has_a_date_source_and_every_model_the_issue_names() -> None:
     The shipped table is dated, says where its prices come from, and prices the GA,
     mini, preview and transcription models.
     """
-    assert TABLE.date == "2026-12-02"
+    assert TABLE.date == "2026-12-06"
     assert "LiteLLM" in TABLE.source
     for model in (
         "gpt-realtime",
@@ -144,4 +144,4 @@ def test_check_config_prints_the_tables_date(capsys: pytest.CaptureFixture[str])
     """
     assert 0 == cli.main(["check-config", str(DATA.parent.parent / "config" / "default.yaml")])
 
-    assert "# prices: table of 2026-12-02 (8 models)" in capsys.readouterr().out
+    assert "# prices: table of 2026-12-06 (14 models)" in capsys.readouterr().out

@@ -410,7 +410,7 @@ async def test_a_recorded_sessions_report_matches_its_records(
         figures["tokens"]["output_audio"],
         figures["tokens"]["output_text"],
     )
-    expected_cost = round(sum(t["cost_usd"] for t in turns), 6) if turns else None
+    expected_cost = round(sum(t["cost_usd"] for t in turns), 9) if turns else None
     assert expected_cost == figures["cost_usd"]
     assert ("client", 1000) == (figures["closed_by"], figures["code"])
 

@@ -104,7 +104,7 @@ def _session(
     tracker = None
     if turns:
         tracker = TurnTracker(
-            lambda event, fields: effects.append(("turn", event, fields)),
+            lambda record: effects.append(("turn", record.EVENT, record.fields())),
             shipped_table(),
             info=info,
         )

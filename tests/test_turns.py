@@ -268,7 +268,9 @@ def test_recorded_sessions_give_turns_with_the_recordings_usage() -> None:
 
     for name, frames in recorded_sessions():
         records: list[tuple[str, dict[str, Any]]] = []
-        tracker = TurnTracker(lambda e, f, into=records: into.append((e, f)), shipped_table())
+        tracker = TurnTracker(
+            lambda r, into=records: into.append((r.EVENT, r.fields())), shipped_table()
+        )
         expected = []
         for i, (direction, frame) in enumerate(frames):
             event = protocol.decode(frame, direction)  # type: ignore[arg-type]
@@ -335,7 +337,7 @@ def test_any_interleaving_never_raises_grows_or_goes_negative(steps: list[Any]) 
     import protocol
 
     records: list[tuple[str, dict[str, Any]]] = []
-    tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table())
+    tracker = TurnTracker(lambda r: records.append((r.EVENT, r.fields())), shipped_table())
     now = 0.0
     for (direction, obj), gap in steps:
         now += gap
@@ -435,7 +437,9 @@ def test_turn_records_carry_ids_only_through_the_redactor() -> None:
     redactor = Redactor(Policy())
     records: list[tuple[str, dict[str, Any]]] = []
     tracker = TurnTracker(
-        lambda e, f: records.append((e, f)), shipped_table(), clean=lambda v: redactor.cut(v, 128)
+        lambda r: records.append((r.EVENT, r.fields())),
+        shipped_table(),
+        clean=lambda v: redactor.cut(v, 128),
     )
     frames = [
         ("server", {"type": "response.created", "response": {"id": f"resp_{key}"}}),
@@ -499,7 +503,7 @@ def test_an_audio_position_older_than_the_marks_kept_falls_back_to_speech_stoppe
 
     def run(end_ms: int) -> float:
         records: list[tuple[str, dict[str, Any]]] = []
-        tracker = TurnTracker(lambda e, f: records.append((e, f)), shipped_table())
+        tracker = TurnTracker(lambda r: records.append((r.EVENT, r.fields())), shipped_table())
         append = protocol.decode(_event("input_audio_buffer.append", audio=AUDIO_100MS), "client")
         for i in range(300):  # 30 s of audio, one append a second
             observe(tracker, "client", append, float(i))
@@ -524,7 +528,9 @@ def _drive(
 
     records: list[tuple[str, dict[str, Any]]] = []
     tracker = TurnTracker(
-        lambda e, f: records.append((e, f)), shipped_table(), info=SessionInfo(model=model)
+        lambda r: records.append((r.EVENT, r.fields())),
+        shipped_table(),
+        info=SessionInfo(model=model),
     )
     for direction, frame in frames:
         observe(tracker, direction, protocol.decode(orjson.dumps(frame), direction), 1.0)  # type: ignore[arg-type]
