@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import time
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -24,10 +25,10 @@ from protocol import translation as tr
 from protocol import types as pt
 from proxy.audio import bytes_per_ms
 from proxy.budget import RecordBudget
+from proxy.config_schema import EVENT_MODES, EventMode
 from proxy.log import Logger
 from proxy.redact import Redactor
 from proxy.session_info import SessionInfo
-from proxy.settings import EVENT_MODES, EventMode
 from proxy.summaries import Summaries, is_boundary
 
 _MAX_STREAMS: Final = 64  # text delta streams followed at once, for keys split across deltas
@@ -51,7 +52,7 @@ def _event_mode(value: str) -> EventMode:
 class EventPolicy:
     """`full`, `summary` or `off` per event type, from exact names and globs."""
 
-    def __init__(self, events: dict[str, str]) -> None:
+    def __init__(self, events: Mapping[str, str]) -> None:
         self.default = _event_mode(events.get("default", "full"))
         modes = {k: _event_mode(v) for k, v in events.items() if k != "default"}
         self._exact = {k: v for k, v in modes.items() if not _is_glob(k)}
@@ -146,6 +147,7 @@ class Recorder:
         summary_interval: float = 5.0,
         budget: RecordBudget | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
         self.budget = budget
@@ -154,7 +156,7 @@ class Recorder:
         self._redactor = redactor
         self._policy = policy
         self._plans = policy.plans
-        self.summaries = Summaries(self._write_summary, redactor, summary_interval)
+        self.summaries = Summaries(self._write_summary, redactor, summary_interval, clock)
         self._carries: dict[tuple[Any, ...], str] = {}
 
     def bind(self, **context: Any) -> None:

@@ -183,7 +183,12 @@ class Redactor(Scrubber):
     ) -> dict[str, Any]:
         """A decoded event, item or body, rendered for the log; its audio measured at
         `audio_bytes_per_ms` (the session's format for the event's direction)."""
-        # Held for this call only: the hooks, called from inside cattrs, read them.
+        # Held for this call only: the hooks, called from inside cattrs, read them. This
+        # is per-call state on an app-wide object, and deliberately so: a render is one
+        # synchronous call (no await between set and reset), so no other session's
+        # render can run inside it. One converter per audio rate instead would cost
+        # ~18 ms to build per new rate, and a client that cycles its session's rate
+        # could make every config event pay it.
         self._bytes_per_ms = audio_bytes_per_ms
         self._budget = FRAME_BUDGET
         try:

@@ -22,12 +22,12 @@ from yarl import URL
 from protocol import EventSet
 from proxy.budget import RecordBudget
 from proxy.closing import CLOSE_TIMEOUT
+from proxy.config_schema import LimitsSection
 from proxy.context import APP, AppState, conn_id
 from proxy.log import Logger, rfc3339
 from proxy.records import Recorder
 from proxy.session import Session
 from proxy.session_info import SessionInfo
-from proxy.settings import LimitsSection
 from proxy.traces import SessionTrace
 from proxy.turn_records import Record
 from proxy.turns import TurnTracker
@@ -261,6 +261,11 @@ async def _dial(
 ) -> aiohttp.ClientWebSocketResponse[Any] | web.StreamResponse:
     """Connect upstream, or answer the client as the upstream answered us."""
     settings = state.settings
+    # A refused handshake's body comes back through a context variable: aiohttp's
+    # `WSServerHandshakeError` carries no body, and its trace hook (`proxy.upstream`),
+    # which can read it, runs inside this task's `ws_connect` call, in this task's
+    # context. So the value read below is this handshake's own, never another
+    # session's; it is reset first because a task may dial once only, but tests reuse one.
     HANDSHAKE_BODY.set(None)
     try:
         async with asyncio.timeout(settings.upstream.connect_timeout):

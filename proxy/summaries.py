@@ -102,11 +102,16 @@ class Summaries:
     """One connection's open summaries; `write` takes each finished one's record."""
 
     def __init__(
-        self, write: Callable[[dict[str, Any]], None], redactor: Redactor, interval: float
+        self,
+        write: Callable[[dict[str, Any]], None],
+        redactor: Redactor,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._write = write
         self._redactor = redactor
         self._interval = interval
+        self._clock = clock
         self._open: dict[SummaryKey, Summary] = {}
 
     def __len__(self) -> int:
@@ -127,7 +132,7 @@ class Summaries:
     ) -> None:
         """Fold one frame: `value` is the measured field (base64 audio when
         `audio_bytes_per_ms` is set, else text), or not a string when it was absent."""
-        now = time.monotonic()
+        now = self._clock()
         summary = self._open.get(key)  # type: ignore[call-overload]
         if summary is None:
             summary = self._start(SummaryKey(*key), now)
@@ -179,7 +184,7 @@ class Summaries:
 
     def flush_stale(self, now: float | None = None) -> None:
         """Write summaries open longer than the interval, though no frame came to fold."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         for key in [k for k, s in self._open.items() if now - s.started >= self._interval]:
             self._flush(key)
 

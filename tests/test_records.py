@@ -6,7 +6,6 @@ natural boundaries, metadata-only undecodable frames, session ids bound once kno
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import orjson
@@ -206,26 +205,32 @@ def test_summaries_flush_at_least_every_interval() -> None:
     """
     A stream with no boundary is still summarised every `summary_interval` seconds.
     """
-    recorder, sink = _recorder(summary_interval=0.05)
+    clock = [100.0]
+    recorder, sink = _recorder(summary_interval=5.0, clock=lambda: clock[0])
     _send(recorder, "client", type="input_audio_buffer.append", audio=AUDIO)
-    time.sleep(0.06)
+    clock[0] = 104.9
+    _send(recorder, "client", type="input_audio_buffer.append", audio=AUDIO)
+    assert [] == sink.records("realtime.summary")
+    clock[0] = 105.0
 
     _send(recorder, "client", type="input_audio_buffer.append", audio=AUDIO)
 
     (summary,) = sink.records("realtime.summary")
-    assert 2 == summary["frames"]
+    assert 3 == summary["frames"]
 
 
 def test_stale_summaries_are_flushed_without_new_frames() -> None:
     """
     A summary older than the interval is written by `flush_stale`, with no frame to fold.
     """
-    recorder, sink = _recorder(summary_interval=0.05)
+    clock = [100.0]
+    recorder, sink = _recorder(summary_interval=5.0, clock=lambda: clock[0])
     _send(recorder, "client", type="input_audio_buffer.append", audio=AUDIO)
 
+    clock[0] = 104.9
     recorder.flush_stale()
     assert [] == sink.records("realtime.summary")
-    time.sleep(0.06)
+    clock[0] = 105.0
     recorder.flush_stale()
 
     (summary,) = sink.records("realtime.summary")

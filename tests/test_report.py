@@ -464,7 +464,9 @@ def test_a_line_longer_than_any_record_is_skipped_without_being_held(tmp_path: P
         "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
         "print(orjson.dumps({'skipped': r.skipped, 'sessions': len(r.rows), 'rss_kb': hwm}).decode())\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, timeout=120
+    )
     figures = orjson.loads(out.stdout)
 
     assert (1, 1) == (figures["skipped"], figures["sessions"])

@@ -226,3 +226,24 @@ def test_an_otel_endpoint_must_be_an_http_url(endpoint: str) -> None:
     assert [
         "config.otel.endpoint: must be an http(s) URL (the collector's base)"
     ] == caught.value.problems
+
+
+def test_a_word_outside_its_set_is_one_problem_and_the_rest_is_still_checked() -> None:
+    """
+    `log.level`, `log.on_full` and an event mode are typed as fixed sets of words: a word
+    outside one is one problem naming the set (not also `required`), and the file's other
+    problems are reported with it.
+    """
+    raw = {
+        "log": {"level": "loud", "on_full": "wait", "events": {"default": "all"}},
+        "listen": {"port": 70000},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, environ={})
+
+    assert sorted(caught.value.problems) == [
+        "config.listen.port: must be between 0 and 65535",
+        "config.log.events.default: must be full, summary or off",
+        "config.log.level: must be one of debug, info, warning, error",
+        "config.log.on_full: must be drop or block",
+    ]
