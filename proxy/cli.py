@@ -85,7 +85,7 @@ def report(argv: Sequence[str]) -> int:
     parser.add_argument("--html", metavar="FILE", help="also write a timeline page to FILE")
     args = parser.parse_args(argv)
     from proxy import report as report_module
-    from proxy import timeline
+    from proxy import report_text, timeline
 
     try:
         filters = report_module.Filters(conn=args.conn, since=args.since, model=args.model)
@@ -111,13 +111,13 @@ def report(argv: Sequence[str]) -> int:
         if sections is not None:
             sections.close()
     if args.turns and args.json:
-        sys.stdout.buffer.write(report_module.turns_json(built))
+        sys.stdout.buffer.write(report_text.turns_json(built))
     elif args.turns:
-        sys.stdout.write(report_module.turns_table(built))
+        sys.stdout.write(report_text.turns_table(built))
     elif args.json:
-        sys.stdout.buffer.write(report_module.as_json(built))
+        sys.stdout.buffer.write(report_text.as_json(built))
     else:
-        sys.stdout.write(report_module.table(built))
+        sys.stdout.write(report_text.table(built))
     return 0
 
 

@@ -1,6 +1,10 @@
 """
 Credentials: what a key looks like as a value, and what a credential is called.
 
+Tokens: a random-looking run of letters and digits (high entropy for its length) is a
+token, in places the schema does not vouch for. The pre-check `worth_a_look` says, at
+C speed, whether any detector could find anything in a string at all.
+
 Values: the secret patterns (OpenAI keys, ephemeral keys, JWTs, bearer tokens, AWS access
 keys) and the markers every one of them starts with, for a cheap first look. Names: a
 JSON key, header or query parameter is a credential's when, normalised (camel case, `-`,
@@ -12,7 +16,9 @@ together (`accesstoken`); an allow-list keeps token counts and ids readable.
 from __future__ import annotations
 
 import functools
+import math
 import re
+from collections import Counter
 from typing import Final
 from urllib.parse import unquote
 
@@ -149,3 +155,68 @@ def unquote_fully(text: str, rounds: int = 4) -> str:
             break
         text = decoded
     return text
+
+
+# High-entropy tokens: a run of 20 letters and digits or more, mixing classes, whose
+# Shannon entropy is above a threshold that grows with its length: 1.09·ln(n) bits per
+# character, about the 0.001% quantile of random tokens of that length (so a random key
+# of 24 characters or more is found all but always). Below 24 characters the threshold is
+# log2(n), which no run can exceed: OpenAI's 21-character id suffixes (`item_CkD8…`) sit
+# there and look exactly as random as a key would (tests/test_scrub.py measures both).
+TOKEN_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{20,}(?![A-Za-z0-9])")
+RUN_MIN: Final = 24
+# The cheap pre-check: text that passes none of these tests holds nothing a detector
+# could find. Every key pattern starts with a marker; every encoding needs `%`, `\`, `=`
+# or a run of 16 base64 characters; a `name: value` pair needs a `:` and a credential
+# word; `Scheme credentials` need a scheme's name and a space. Substring tests run at C
+# speed; the two regular expressions run only where a separator or the length allows.
+_MARKERS: Final = ("sk-", "ek_", "eyj", "bearer", "akia", "asia")
+_SCHEMES: Final = (
+    "basic ", "token ", "digest ", "negotiate ", "ntlm ", "hmac", "apikey ", "sharedaccess",
+)  # fmt: skip
+_WORD = re.compile(r"secret|token|pass|pwd|auth|credential|key|cookie|sig|jwt|otp|cvv|sas")
+_RUN16 = re.compile(r"[A-Za-z0-9+/_\-]{16}")
+
+
+def worth_a_look(value: str, untrusted: bool) -> bool:
+    """Whether a detector could find anything in `value` (see above)."""
+    if "%" in value or "\\" in value or "=" in value or "://" in value:
+        return True
+    low = value.lower()
+    for marker in _MARKERS:
+        if marker in low:
+            return True
+    if ":" in value and _WORD.search(low) is not None:
+        return True
+    if " " in value:
+        for scheme in _SCHEMES:
+            if scheme in low:
+                return True
+    if len(value) < 16:
+        return False
+    if _RUN16.search(value) is not None:
+        return True
+    return untrusted and len(value) >= RUN_MIN and TOKEN_RUN.search(value) is not None
+
+
+def entropy(run: str) -> float:
+    """Shannon entropy of `run`, in bits per character."""
+    n = len(run)
+    return -sum(c / n * math.log2(c / n) for c in Counter(run).values())
+
+
+def entropy_threshold(n: int) -> float:
+    """The entropy (bits per character) above which a run of `n` is a token."""
+    return math.log2(n) + 0.01 if n < RUN_MIN else 1.09 * math.log(n)
+
+
+def is_high_entropy(run: str) -> bool:
+    """Whether a run of letters and digits looks like a random token (see `TOKEN_RUN`)."""
+    if len(run) < RUN_MIN:
+        return False
+    classes = (
+        any(c.islower() for c in run)
+        + any(c.isupper() for c in run)
+        + any(c.isdigit() for c in run)
+    )
+    return classes >= 2 and entropy(run) >= entropy_threshold(len(run))

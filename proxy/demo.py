@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import base64
 import math
-import signal
 import struct
 import sys
 from collections.abc import Sequence
@@ -24,150 +23,16 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from proxy.app import make_app
+from proxy.demo_upstream import AUDIO_CHUNK, EPHEMERAL_KEY, ev, serve_upstream, upstream_app
 from proxy.log import MemorySink, make_logger
 from proxy.settings import load, parse
 
-AUDIO_CHUNK: Final = base64.b64encode(bytes(4800)).decode()  # 100 ms of 24 kHz PCM16 silence
-EPHEMERAL_KEY: Final = "ek_68af2b7c1d3e4f5a6b7c8d9eUPSTREAM"
 DEMO_API_KEY: Final = "sk-proj-DEMOonlyNOTaREALkey0123456789abcdef"
 DEMO_MCP_TOKEN: Final = "Bearer mcp-tok-3f9a8b7c6d5e4f3a2b1c"
 _TONE: Final = b"".join(
     struct.pack("<h", int(6000 * math.sin(2 * math.pi * 330 * i / 24000))) for i in range(2400)
 )
 _PHOTO: Final = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40).decode()
-
-
-def session_created(beta: bool, translation: bool) -> bytes:
-    """The scripted upstream's greeting for a GA, beta or translation socket."""
-    if beta:
-        session: dict[str, Any] = {
-            "id": "sess_FAKE1",
-            "object": "realtime.session",
-            "model": "gpt-4o-realtime-preview",
-            "modalities": ["text", "audio"],
-            "input_audio_format": "pcm16",
-            "output_audio_format": "pcm16",
-        }
-    elif translation:
-        session = {"id": "sess_FAKE1", "type": "translation", "model": "gpt-realtime-translate"}
-    else:
-        session = {
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": "sess_FAKE1",
-            "model": "gpt-realtime",
-            "output_modalities": ["audio"],
-            "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": 24000}},
-                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"},
-            },
-        }
-    return orjson.dumps({"type": "session.created", "event_id": "event_1", "session": session})
-
-
-def replies(data: bytes, beta: bool) -> list[bytes]:
-    """The scripted upstream's answers to one client frame."""
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(event, dict):
-        return []
-    kind = event.get("type")
-    if kind == "session.update":
-        session = event["session"] if isinstance(event.get("session"), dict) else {}
-        return [
-            orjson.dumps(
-                {
-                    "type": "session.updated",
-                    "event_id": "event_2",
-                    "session": {"id": "sess_FAKE1", **session},
-                }
-            )
-        ]
-    if kind == "input_audio_buffer.commit":
-        return [
-            orjson.dumps(
-                {
-                    "type": "input_audio_buffer.committed",
-                    "event_id": "event_3",
-                    "item_id": "item_U1",
-                    "previous_item_id": None,
-                }
-            )
-        ]
-    if kind == "response.create":
-        return response_events(beta)
-    return []
-
-
-def response_events(beta: bool) -> list[bytes]:
-    """A spoken answer: a response with audio, its transcript and its usage."""
-    audio_delta = "response.audio.delta" if beta else "response.output_audio.delta"
-    transcript = "response.audio_transcript" if beta else "response.output_audio_transcript"
-    ids = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
-    events: list[dict[str, Any]] = [
-        {
-            "type": "response.created",
-            "response": {
-                "id": "resp_1",
-                "object": "realtime.response",
-                "status": "in_progress",
-                "output": [],
-            },
-        },
-        {
-            "type": "response.output_item.added",
-            "response_id": "resp_1",
-            "output_index": 0,
-            "item": {"id": "item_A1", "type": "message", "role": "assistant", "content": []},
-        },
-        *({"type": audio_delta, **ids, "delta": AUDIO_CHUNK} for _ in range(3)),
-        *({"type": f"{transcript}.delta", **ids, "delta": word} for word in ("Hello ", "there.")),
-        {"type": audio_delta.replace(".delta", ".done"), **ids},
-        {"type": f"{transcript}.done", **ids, "transcript": "Hello there."},
-        {
-            "type": "response.done",
-            "response": {
-                "id": "resp_1",
-                "object": "realtime.response",
-                "status": "completed",
-                "output": [
-                    {
-                        "id": "item_A1",
-                        "type": "message",
-                        "role": "assistant",
-                        "content": [{"type": "output_audio", "transcript": "Hello there."}],
-                    }
-                ],
-                "usage": {"total_tokens": 42, "input_tokens": 30, "output_tokens": 12},
-            },
-        },
-    ]
-    return [orjson.dumps({"event_id": f"event_r{i}", **e}) for i, e in enumerate(events)]
-
-
-async def _upstream_socket(request: web.Request) -> web.WebSocketResponse[Any]:
-    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(
-        protocols=("realtime",), decode_text=False
-    )
-    await ws.prepare(request)
-    beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
-    await ws.send_frame(session_created(beta, False), WSMsgType.TEXT)
-    async for msg in ws:
-        if msg.type is WSMsgType.TEXT:
-            for reply in replies(msg.data, beta):
-                await ws.send_frame(reply, WSMsgType.TEXT)
-    return ws
-
-
-async def _upstream_rest(_request: web.Request) -> web.Response:
-    payload = {
-        "value": EPHEMERAL_KEY,
-        "expires_at": 1756310470,
-        "session": {"type": "realtime", "id": "sess_rest1"},
-    }
-    return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
 
 def conversation() -> list[dict[str, Any]]:
@@ -207,116 +72,11 @@ def conversation() -> list[dict[str, Any]]:
     ]
 
 
-def _ev(kind: str, **fields: Any) -> str:
-    return orjson.dumps({"type": kind, **fields}).decode()
-
-
-async def _paced_upstream(request: web.Request) -> web.WebSocketResponse[Any]:
-    """A voice turn as the real API paces it: VAD hears 1.8 s of speech and waits out
-    its 500 ms silence window; the model calls a tool, then answers in audio."""
-    ws: web.WebSocketResponse[Any] = web.WebSocketResponse(protocols=("realtime",))
-    await ws.prepare(request)
-    await ws.send_str(session_created(False, False).decode())
-    appends = 0
-    async for msg in ws:
-        kind = orjson.loads(msg.data).get("type") if msg.type is WSMsgType.TEXT else None
-        if kind == "input_audio_buffer.append":
-            appends += 1
-            if appends == 3:
-                await ws.send_str(_ev("input_audio_buffer.speech_started", audio_start_ms=300))
-            if appends == 23:  # 2.3 s in: speech ended at 1.8 s, plus the silence window
-                await ws.send_str(_ev("input_audio_buffer.speech_stopped", audio_end_ms=1800))
-                await ws.send_str(_ev("response.created", response={"id": "resp_1"}))
-                await asyncio.sleep(0.35)
-                for piece in ('{"account":', ' "checking"}'):
-                    await ws.send_str(
-                        _ev(
-                            "response.function_call_arguments.delta",
-                            response_id="resp_1",
-                            call_id="call_1",
-                            delta=piece,
-                        )
-                    )
-                await ws.send_str(
-                    _ev(
-                        "response.function_call_arguments.done",
-                        response_id="resp_1",
-                        call_id="call_1",
-                        name="get_balance",
-                        arguments='{"account": "checking"}',
-                    )
-                )
-                usage = {
-                    "input_tokens": 412,
-                    "output_tokens": 18,
-                    "total_tokens": 430,
-                    "input_token_details": {
-                        "text_tokens": 380,
-                        "audio_tokens": 32,
-                        "cached_tokens_details": {"text_tokens": 256},
-                    },
-                    "output_token_details": {"text_tokens": 18},
-                }
-                await ws.send_str(
-                    _ev(
-                        "response.done",
-                        response={"id": "resp_1", "status": "completed", "usage": usage},
-                    )
-                )
-        elif kind == "response.create":
-            await ws.send_str(_ev("response.created", response={"id": "resp_2"}))
-            await asyncio.sleep(0.42)
-            await ws.send_str(
-                _ev(
-                    "response.output_audio_transcript.delta",
-                    response_id="resp_2",
-                    item_id="item_2",
-                    delta="Your checking balance is",
-                )
-            )
-            for _ in range(24):  # 2.4 s of audio, sent faster than it plays
-                await ws.send_str(
-                    _ev(
-                        "response.output_audio.delta",
-                        response_id="resp_2",
-                        item_id="item_2",
-                        delta=AUDIO_CHUNK,
-                    )
-                )
-                await asyncio.sleep(0.05)
-            await ws.send_str(
-                _ev(
-                    "response.output_audio_transcript.done",
-                    response_id="resp_2",
-                    item_id="item_2",
-                    transcript="Your checking balance is 1,240 dollars and 17 cents.",
-                )
-            )
-            usage = {
-                "input_tokens": 470,
-                "output_tokens": 152,
-                "total_tokens": 622,
-                "input_token_details": {
-                    "text_tokens": 438,
-                    "audio_tokens": 32,
-                    "cached_tokens_details": {"text_tokens": 384, "audio_tokens": 32},
-                },
-                "output_token_details": {"text_tokens": 32, "audio_tokens": 120},
-            }
-            await ws.send_str(
-                _ev(
-                    "response.done",
-                    response={"id": "resp_2", "status": "completed", "usage": usage},
-                )
-            )
-    return ws
-
-
 async def _paced_client(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
     """The user speaks for 2.5 s (in real time); the app answers the tool call after
     600 ms; the user cuts the answer off 1.1 s into it."""
     for _ in range(25):
-        await ws.send_str(_ev("input_audio_buffer.append", audio=AUDIO_CHUNK))
+        await ws.send_str(ev("input_audio_buffer.append", audio=AUDIO_CHUNK))
         await asyncio.sleep(0.1)
     async for msg in ws:
         kind = orjson.loads(msg.data).get("type")
@@ -327,12 +87,12 @@ async def _paced_client(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
                 "call_id": "call_1",
                 "output": '{"balance": 1240.17}',
             }
-            await ws.send_str(_ev("conversation.item.create", item=output))
-            await ws.send_str(_ev("response.create"))
+            await ws.send_str(ev("conversation.item.create", item=output))
+            await ws.send_str(ev("response.create"))
         elif kind == "response.done" and '"resp_2"' in msg.data:
             await asyncio.sleep(0.7)  # the user listens, then talks over the answer
             await ws.send_str(
-                _ev(
+                ev(
                     "conversation.item.truncate",
                     item_id="item_2",
                     content_index=0,
@@ -346,7 +106,7 @@ async def _paced_client(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
 async def run_demo(config_path: str | None, out: Any, note: Any, *, paced: bool = False) -> int:
     """Run the scripted session: records to `out`, the closing summary to `note`. Paced:
     a voice turn at the pace of the real API, for a timeline to look at."""
-    upstream_runner = web.AppRunner(_upstream_app(paced=paced), access_log=None)
+    upstream_runner = web.AppRunner(upstream_app(paced=paced), access_log=None)
     await upstream_runner.setup()
     upstream_site = web.TCPSite(upstream_runner, "127.0.0.1", 0)
     await upstream_site.start()
@@ -448,36 +208,3 @@ def main(argv: Sequence[str] = ()) -> int:
         return asyncio.run(serve_upstream(args.port, sys.stderr, paced=args.timeline))
     # Records on stdout (so `earshot demo | jq` works), the summary on stderr.
     return asyncio.run(run_demo(args.config, sys.stdout, sys.stderr, paced=args.timeline))
-
-
-def _upstream_app(*, paced: bool) -> web.Application:
-    """The scripted upstream: a Realtime socket and the ephemeral-key endpoint."""
-    app = web.Application()
-    app.router.add_get("/v1/realtime", _paced_upstream if paced else _upstream_socket)
-    app.router.add_post("/v1/realtime/client_secrets", _upstream_rest)
-    return app
-
-
-async def serve_upstream(port: int, note: Any, *, paced: bool = False) -> int:
-    """`earshot demo --upstream-only`: the scripted upstream on a loopback port until
-    Ctrl-C or SIGTERM, for a client of your own through an earshot pointed at it."""
-    runner = web.AppRunner(_upstream_app(paced=paced), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    bound = runner.addresses[0][1]
-    note.write(
-        f"scripted Realtime upstream on http://127.0.0.1:{bound}\n"
-        f"  earshot:  EARSHOT_UPSTREAM_URL=http://127.0.0.1:{bound}"
-        " earshot --config config/default.yaml\n"
-        "  client:   point it at ws://127.0.0.1:8080/v1/realtime?model=gpt-realtime\n"
-    )
-    note.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-    return 0

@@ -24,9 +24,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import math
 import re
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -37,10 +35,14 @@ import regex
 from proxy.audio import base64_length
 from proxy.credentials import (
     NAME_HINT,
+    RUN_MIN,
     SECRET_PATTERNS,
+    TOKEN_RUN,
     has_key_marker,
+    is_high_entropy,
     is_secret_name,
     unquote_fully,
+    worth_a_look,
 )
 
 # Base64 (audio, images, files) is collapsed where it runs to 64 characters or more, also
@@ -78,48 +80,6 @@ _SCHEME = re.compile(
     r"(?i)\b(?P<scheme>basic|bearer|token|digest|negotiate|apikey|sharedaccesssignature|"
     r"hmac|aws4-hmac-sha256|ntlm)\s+(?P<cred>[A-Za-z0-9._~+/=\-]{8,})"
 )
-# High-entropy tokens: a run of 20 letters and digits or more, mixing classes, whose
-# Shannon entropy is above a threshold that grows with its length: 1.09·ln(n) bits per
-# character, about the 0.001% quantile of random tokens of that length (so a random key
-# of 24 characters or more is found all but always). Below 24 characters the threshold is
-# log2(n), which no run can exceed: OpenAI's 21-character id suffixes (`item_CkD8…`) sit
-# there and look exactly as random as a key would (tests/test_scrub.py measures both).
-_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{20,}(?![A-Za-z0-9])")
-RUN_MIN: Final = 24
-# The cheap pre-check: text that passes none of these tests holds nothing a detector
-# could find. Every key pattern starts with a marker; every encoding needs `%`, `\`, `=`
-# or a run of 16 base64 characters; a `name: value` pair needs a `:` and a credential
-# word; `Scheme credentials` need a scheme's name and a space. Substring tests run at C
-# speed; the two regular expressions run only where a separator or the length allows.
-_MARKERS: Final = ("sk-", "ek_", "eyj", "bearer", "akia", "asia")
-_SCHEMES: Final = (
-    "basic ", "token ", "digest ", "negotiate ", "ntlm ", "hmac", "apikey ", "sharedaccess",
-)  # fmt: skip
-_WORD = re.compile(r"secret|token|pass|pwd|auth|credential|key|cookie|sig|jwt|otp|cvv|sas")
-_RUN16 = re.compile(r"[A-Za-z0-9+/_\-]{16}")
-
-
-def worth_a_look(value: str, untrusted: bool) -> bool:
-    """Whether a detector could find anything in `value` (see above)."""
-    if "%" in value or "\\" in value or "=" in value or "://" in value:
-        return True
-    low = value.lower()
-    for marker in _MARKERS:
-        if marker in low:
-            return True
-    if ":" in value and _WORD.search(low) is not None:
-        return True
-    if " " in value:
-        for scheme in _SCHEMES:
-            if scheme in low:
-                return True
-    if len(value) < 16:
-        return False
-    if _RUN16.search(value) is not None:
-        return True
-    return untrusted and len(value) >= RUN_MIN and _RUN.search(value) is not None
-
-
 MAX_SCAN: Final = 256 * 1024  # characters: a longer string is logged as its length only
 FRAME_BUDGET: Final = 1 << 20  # characters scanned per rendered event; past it, lengths only
 _MAX_PARSE: Final = 64 * 1024  # characters of a JSON or Python literal parsed inside a string
@@ -127,29 +87,6 @@ _MAX_DEPTH: Final = 24  # nesting of parsed values, containers and decodings tog
 _PARTIAL_MIN: Final = 8  # a key's prefix this long at the end of a value counts as a key
 _MEMO_CHARS: Final = 128  # strings this short (ids, names, enums) are judged once ...
 _MEMO_MAX: Final = 4096  # ... and remembered, this many at most (then forgotten at once)
-
-
-def entropy(run: str) -> float:
-    """Shannon entropy of `run`, in bits per character."""
-    n = len(run)
-    return -sum(c / n * math.log2(c / n) for c in Counter(run).values())
-
-
-def entropy_threshold(n: int) -> float:
-    """The entropy (bits per character) above which a run of `n` is a token."""
-    return math.log2(n) + 0.01 if n < RUN_MIN else 1.09 * math.log(n)
-
-
-def is_high_entropy(run: str) -> bool:
-    """Whether a run of letters and digits looks like a random token (see `_RUN`)."""
-    if len(run) < RUN_MIN:
-        return False
-    classes = (
-        any(c.islower() for c in run)
-        + any(c.isupper() for c in run)
-        + any(c.isdigit() for c in run)
-    )
-    return classes >= 2 and entropy(run) >= entropy_threshold(len(run))
 
 
 class Scrubber:
@@ -278,7 +215,7 @@ class Scrubber:
         if len(value) >= 16:
             value = _B64_SHORT.sub(lambda m: self._b64(m, untrusted, depth), value)
         if untrusted and len(value) >= RUN_MIN:
-            value = _RUN.sub(self._run, value)
+            value = TOKEN_RUN.sub(self._run, value)
         return value
 
     def _plain(self, value: str) -> str:

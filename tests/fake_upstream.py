@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from proxy.demo import AUDIO_CHUNK, EPHEMERAL_KEY, replies, session_created
+from proxy.demo_upstream import AUDIO_CHUNK, EPHEMERAL_KEY, replies, session_created
 
 __all__ = ["AUDIO_CHUNK", "EPHEMERAL_KEY", "FakeUpstream"]
 

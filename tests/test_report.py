@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from proxy import cli
-from proxy.report import Filters, as_json, build, table
+from proxy.report import Filters, build
+from proxy.report_text import as_json, table
 from proxy.timeline import Sections, html, mark
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream

@@ -16,11 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.credentials import is_secret_name
+from proxy.credentials import entropy_threshold, is_high_entropy, is_secret_name
 from proxy.log import make_logger
 from proxy.records import EventPolicy, Recorder
 from proxy.redact import Policy, Redactor
-from proxy.scrub import entropy_threshold, is_high_entropy
 from tests.conftest import MemorySink
 from tests.helpers import recorded_sessions, take
 

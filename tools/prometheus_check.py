@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from proxy.app import make_app
-from proxy.demo import session_created
+from proxy.demo_upstream import session_created
 from proxy.log import MemorySink, make_logger
 from proxy.settings import parse
 
