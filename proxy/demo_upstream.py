@@ -40,7 +40,16 @@ def session_created(beta: bool, translation: bool) -> bytes:
             "model": "gpt-realtime",
             "output_modalities": ["audio"],
             "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24000},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "prefix_padding_ms": 300,
+                        "silence_duration_ms": 500,
+                    },
+                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                },
                 "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"},
             },
         }
@@ -158,8 +167,10 @@ def ev(kind: str, **fields: Any) -> str:
 
 
 async def _paced_upstream(request: web.Request) -> web.WebSocketResponse[Any]:
-    """A voice turn as the real API paces it: VAD hears 1.8 s of speech and waits out
-    its 500 ms silence window; the model calls a tool, then answers in audio."""
+    """A voice turn as the real API paces it: the user speaks from 0.6 s to 1.8 s; VAD
+    reports the start with its 300 ms prefix padding (`audio_start_ms` 300) and the end
+    once its 500 ms silence window has passed (`audio_end_ms` 2300, the window inside
+    it, as OpenAI's server VAD does); the model calls a tool, then answers in audio."""
     ws: web.WebSocketResponse[Any] = web.WebSocketResponse(protocols=("realtime",))
     await ws.prepare(request)
     await ws.send_str(session_created(False, False).decode())
@@ -168,11 +179,31 @@ async def _paced_upstream(request: web.Request) -> web.WebSocketResponse[Any]:
         kind = orjson.loads(msg.data).get("type") if msg.type is WSMsgType.TEXT else None
         if kind == "input_audio_buffer.append":
             appends += 1
-            if appends == 3:
-                await ws.send_str(ev("input_audio_buffer.speech_started", audio_start_ms=300))
+            if appends == 7:  # the speech began at 0.6 s: VAD says so a moment later
+                await ws.send_str(
+                    ev("input_audio_buffer.speech_started", audio_start_ms=300, item_id="item_u1")
+                )
             if appends == 23:  # 2.3 s in: speech ended at 1.8 s, plus the silence window
-                await ws.send_str(ev("input_audio_buffer.speech_stopped", audio_end_ms=1800))
+                await ws.send_str(
+                    ev("input_audio_buffer.speech_stopped", audio_end_ms=2300, item_id="item_u1")
+                )
+                await ws.send_str(ev("input_audio_buffer.committed", item_id="item_u1"))
                 await ws.send_str(ev("response.created", response={"id": "resp_1"}))
+                await ws.send_str(
+                    ev(
+                        "conversation.item.input_audio_transcription.completed",
+                        item_id="item_u1",
+                        content_index=0,
+                        transcript="What's the balance on my checking account?",
+                        usage={
+                            "type": "tokens",
+                            "input_tokens": 24,
+                            "output_tokens": 11,
+                            "total_tokens": 35,
+                            "input_token_details": {"audio_tokens": 24, "text_tokens": 0},
+                        },
+                    )
+                )
                 await asyncio.sleep(0.35)
                 for piece in ('{"account":', ' "checking"}'):
                     await ws.send_str(

@@ -414,8 +414,9 @@ def test_the_paced_demo_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
         session["slowest_tool"]["name"],
     )
     assert session["cost_usd"] > 0
-    # The VAD turn waited for the tool-call arguments: ~850 ms from the end of speech.
-    assert 600 <= session["latency_ms"]["max"] <= 1500
+    # From the start marks (after VAD's silence window): ~350 ms to the tool call's
+    # arguments, ~420 ms to the answer's audio (scripted pauses; a busy machine adds).
+    assert 300 <= session["latency_ms"]["max"] <= 1500
 
 
 def _sessions_per_worker(parent: int, port: int) -> dict[int, int]:
