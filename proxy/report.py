@@ -33,8 +33,9 @@ _MAX_MS: Final = 86_400_000.0  # a day: a longer latency or tool time is a peer'
 _MAX_TOKENS: Final = 10**9
 _MAX_COST: Final = 1e6
 
-# What one record draws on a timeline: (lane, css class, start ms, end ms, label).
-Marker = Callable[[dict[str, Any]], list[tuple[str, str, float, float, str]]]
+# What one record draws on a timeline: (lane, css class, start ms, end ms, label, title);
+# an empty title is filled with the record itself.
+Marker = Callable[[dict[str, Any]], list[tuple[str, str, float, float, str, str]]]
 
 
 @attrs.define
@@ -65,8 +66,10 @@ class SessionRow:
         """Fold one record of this session in (and its marks, given a `marker`)."""
         event = record.get("event")
         if marker is not None and len(self.marks) < MAX_MARKS:
-            title = orjson.dumps(record).decode()[:2000]
-            self.marks += [(*m, title) for m in marker(record)]
+            drawn = marker(record)
+            if drawn:
+                title = orjson.dumps(record).decode()[:2000]
+                self.marks += [m if m[5] else (*m[:5], title) for m in drawn]
         self.start = self.start or _str(record.get("ts"))
         self.model = self.model or _str(record.get("model"))
         self.session = self.session or _str(record.get("session"))

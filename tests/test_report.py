@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import itertools
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -20,7 +21,7 @@ import pytest
 from proxy import cli
 from proxy.report import Filters, build
 from proxy.report_text import as_json, table
-from proxy.timeline import Sections, html, mark
+from proxy.timeline import LEFT, Sections, html, mark, ticks
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import lockstep, recorded_sessions, scripted_session
@@ -339,46 +340,171 @@ def test_the_page_is_self_contained_and_escapes_what_the_log_says(tmp_path: Path
     parser.close()
 
     assert all(link.startswith("#") for link in parser.links), parser.links
-    assert (3, 3 * 7, 1) == (parser.sections, parser.lanes, parser.scripts)  # c_a, c_b, c_x
+    assert (3, 3 * 8, 1) == (parser.sections, parser.lanes, parser.scripts)  # c_a, c_b, c_x
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert" in page
 
 
-def test_the_page_draws_turns_tools_and_speech(tmp_path: Path) -> None:
+class _Svg(HTMLParser):
+    """A page's timeline geometry: each rect's class, x, width, data-t and data-d, and
+    each label's x, estimated width and whether it is shown, by lane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects: list[dict[str, Any]] = []
+        self.labels: list[dict[str, Any]] = []
+        self.svgs: list[dict[str, str | None]] = []
+        self._lane = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a: dict[str, Any] = dict(attrs)
+        if tag == "svg":
+            self.svgs.append(a)
+        elif tag == "g" and a.get("class") == "lane":
+            self._lane = a.get("data-lane") or ""
+        elif tag == "rect":
+            self.rects.append({"svg": len(self.svgs) - 1, "lane": self._lane, **a})
+        elif tag == "text" and (a.get("class") or "").startswith("label"):
+            self.labels.append({"svg": len(self.svgs) - 1, "lane": self._lane, **a})
+
+
+def _geometry(page: str) -> _Svg:
+    svg = _Svg()
+    svg.feed(page)
+    svg.close()
+    return svg
+
+
+def test_the_timeline_draws_a_turn_where_the_user_lived_it(tmp_path: Path) -> None:
     """
-    A turn with its start mark draws its latency; a tool its duration; speech between
-    VAD's start and stop.
+    A VAD turn whose start mark is 10:00:03.000: 2000 ms of user audio before it (300 ms
+    of VAD padding, 1200 ms of speech, 500 ms of silence window), a 640 ms latency inside
+    a 1400 ms user wait, and 2400 ms of model audio from its first delta at +700 ms of
+    which 1100 ms were heard; client audio from 10:00:01. Each rect's time and length are
+    those figures, and its x and width are them at the drawing's scale.
     """
-    extra = [
+    turn = _record(
+        "c_a",
+        "realtime.turn",
+        "2026-12-01T10:00:06.000000Z",
+        start_ts="2026-12-01T10:00:03.000000Z",
+        trigger="vad",
+        input_audio_ms=2000.0,
+        speech_ms=1200.0,
+        silence_ms=500,
+        latency_ms=640.0,
+        user_wait_ms=1400.0,
+        first_audio_ms=700.0,
+        output_audio_ms=2400.0,
+        heard_ms=1100.0,
+        interrupted=True,
+        input_transcript="what is my balance",
+        response_id="r9",
+    )
+
+    streamed = _record(
+        "c_a",
+        "realtime.summary",
+        "2026-12-01T10:00:05.000000Z",
+        direction="client",
+        type="input_audio_buffer.append",
+        first_ts="2026-12-01T10:00:01.000000Z",
+        ms=2000.0,
+    )
+    burst = _record(
+        "c_a",
+        "realtime.summary",
+        "2026-12-01T10:00:01.010000Z",
+        direction="client",
+        type="input_audio_buffer.append",
+        first_ts="2026-12-01T10:00:01.000000Z",
+        ms=2000.0,
+    )
+
+    svg = _geometry(_page(tmp_path, [turn, streamed, burst]))
+
+    (drawn,) = {r["svg"] for r in svg.rects if r["class"] == "unheard"}
+    scale = float(svg.svgs[drawn]["data-px"] or 0) / float(svg.svgs[drawn]["data-ms"] or 1)
+    by_class: dict[str, list[tuple[float, float]]] = {}
+    for rect in (r for r in svg.rects if r["svg"] == drawn):
+        t, d = float(rect["data-t"]), float(rect["data-d"])
+        assert abs(float(rect["x"]) - (LEFT + t * scale)) < 0.11, rect
+        assert abs(float(rect["width"]) - max(2.0, d * scale)) < 0.11, rect
+        by_class.setdefault(rect["class"], []).append((round(t, 1), d))
+    (start, _) = by_class["latency"][-1]
+    assert [(start - 2000, 300.0)] == by_class["padding"]
+    assert (start - 1700, 1200.0) in by_class["speech"]
+    assert [(start - 500, 500.0)] == by_class["silence"]
+    assert (start, 640.0) in by_class["latency"]
+    assert [(start + 640 - 1400, 1400.0)] == by_class["user-wait"]
+    assert [(start + 700, 1100.0)] == by_class["model-audio"]
+    assert [(start + 1800, 1300.0)] == by_class["unheard"]
+    assert (start - 1700, 1200.0) in by_class["user-text"]
+    # Client audio at its audio position: 2000 ms streamed over 4 s is 2000 ms wide; the
+    # same sent in 10 ms (faster than it plays) ends where it arrived.
+    assert {(start - 2000, 2000.0), (start - 2000, 10.0)} <= set(by_class["client-audio"])
+
+
+def test_labels_never_overlap_in_a_lane(tmp_path: Path) -> None:
+    """
+    Forty tool calls a few milliseconds apart, each with a long label: in every lane,
+    each label shown ends before the next shown one starts, and before the next mark;
+    the others are hidden (their mark keeps its hover).
+    """
+    tools = [
         _record(
             "c_a",
-            "realtime.event",
-            "2026-12-01T10:00:01.000000Z",
-            type="input_audio_buffer.speech_started",
-        ),
-        _record(
-            "c_a",
-            "realtime.event",
-            "2026-12-01T10:00:02.500000Z",
-            type="input_audio_buffer.speech_stopped",
-        ),
-        _record(
-            "c_a",
-            "realtime.turn",
-            "2026-12-01T10:00:04.000000Z",
-            start_ts="2026-12-01T10:00:02.500000Z",
-            latency_ms=640.0,
-            response_id="r9",
-        ),
+            "realtime.tool",
+            f"2026-12-01T10:00:02.{i * 20:03d}000Z",
+            name=f"lookup_customer_account_{i}",
+            duration_ms=5.0,
+        )
+        for i in range(40)
     ]
 
-    page = _page(tmp_path, extra)
+    svg = _geometry(_page(tmp_path, tools))
 
-    assert 'class="speech"' in page
-    assert 'data-d="1500.0"' in page  # the speech span
-    assert "640 ms" in page
-    assert 'data-d="640.0"' in page
-    assert "slow_db 900 ms" in page
+    shown: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for label in svg.labels:
+        if "hidden" not in (label.get("class") or ""):
+            lane = shown.setdefault((label["svg"], label["lane"]), [])
+            lane.append((float(label["x"]), float(label["data-lw"])))
+    hidden = [label for label in svg.labels if "hidden" in (label.get("class") or "")]
+    for (drawing, lane), spans in shown.items():
+        spans.sort()
+        for (x, w), (next_x, _) in itertools.pairwise(spans):
+            assert x + w <= next_x, (x, w, next_x)
+        starts = sorted(
+            float(r["x"]) for r in svg.rects if (r["svg"], r["lane"]) == (drawing, lane)
+        )
+        for x, w in spans:  # nor into the next mark of its lane
+            after = [s for s in starts if s > x - 2 + 1]
+            assert not after or x + w <= after[0], (x, w, after[0])
+    assert hidden  # most of the forty did not fit
+    assert 40 <= len([r for r in svg.rects if r.get("class") == "tool"])
+
+
+@pytest.mark.parametrize(
+    ("span_ms", "width_px", "label"),
+    [
+        (100.0, 900, "10 ms"),
+        (7_000.0, 900, "1 s"),
+        (1_800_000.0, 4000, "1:00"),
+        (3_600_000.0, 4000, "2:00"),
+        (7_000.0, 28_800, "20 ms"),  # the demo zoomed in five times
+    ],
+)
+def test_ticks_adapt_to_the_span_and_the_zoom(span_ms: float, width_px: int, label: str) -> None:
+    """
+    Ticks from a 100 ms session to an hour, and zoomed: at least 80 px apart, never more
+    than 2.5 times that (the next step down would have fit), and labelled in the unit
+    the step calls for.
+    """
+    drawn = ticks(span_ms, width_px)
+
+    gaps = {round(b["x"] - a["x"], 1) for a, b in itertools.pairwise(drawn)}
+    assert all(80 <= gap <= 200 for gap in gaps), gaps
+    assert label == drawn[1]["label"]
 
 
 @pytest.mark.parametrize("name", [name for name, _ in recorded_sessions()])
