@@ -7,6 +7,9 @@ as a real response's do:
 - `input_audio_buffer.append` of ≥ 512 base64 characters → `response.output_audio.delta`
   of the same audio
 - a shorter append, or anything else → `response.output_text.delta` with a short delta
+- an append of exactly 256 base64 characters (4 ms) → a text delta that names a *new*
+  item (`item_<event_id>`) every time: the benchmark's `newitem` kind, where each delta
+  starts a summary and an item of its own
 
 It greets each session with `session.created`. One process, uvloop.
 
@@ -38,10 +41,13 @@ def reply(frame: bytes) -> bytes:
             + audio
             + b'"}'
         )
+    item = b"item_" + event_id if len(audio) == 256 else b"item_1"
     return (
         b'{"type":"response.output_text.delta","event_id":"'
         + event_id
-        + b'","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"Sure, "}'
+        + b'","response_id":"resp_1","item_id":"'
+        + item
+        + b'","output_index":0,"content_index":0,"delta":"Sure, "}'
     )
 
 

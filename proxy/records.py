@@ -155,7 +155,9 @@ class Recorder:
         self.info = info if info is not None else SessionInfo()
         self._redactor = redactor
         self._policy = policy
-        self._plans = policy.plans
+        # By modelled event class: its kind and mode (one lookup per frame; the session
+        # reads it first, `plan` works out a class not seen yet).
+        self.plans = policy.plans
         self.summaries = Summaries(self._write_summary, redactor, summary_interval, clock)
         self._carries: dict[tuple[Any, ...], str] = {}
 
@@ -169,7 +171,7 @@ class Recorder:
         """How a decoded frame is recorded: its kind and mode; None when it did not
         decode. A modelled class's plan is worked out once; an unknown event's kind
         depends on its type string, so it is worked out again."""
-        plan = self._plans.get(type(decoded))
+        plan = self.plans.get(type(decoded))
         if plan is not None:
             return plan
         if not isinstance(decoded, protocol.Event | protocol.UnknownEvent):
@@ -177,24 +179,51 @@ class Recorder:
         kind = _KINDS.get(type(decoded)) or _unknown_kind(decoded)
         plan = (kind, self._policy.mode(kind.type))
         if isinstance(decoded, protocol.Event):
-            self._plans[type(decoded)] = plan
+            self.plans[type(decoded)] = plan
         return plan
 
     def record(
         self,
         direction: protocol.Direction,
         plan: Plan,
-        event: protocol.Event | protocol.UnknownEvent,
+        event: Any,
         size: int,
     ) -> None:
-        """Record one decoded event of `size` bytes as its plan says."""
+        """Record one decoded event of `size` bytes as its plan says: folded into its
+        summary (most frames of a voice session), logged whole, or not at all."""
         kind, mode = plan
         if kind.boundary and self.summaries:
             self.summaries.boundary(direction, kind.type, getattr(event, "item_id", None))
-        if mode == "summary":
-            self._fold(direction, kind, event, size)
-        elif mode != "off":
-            self._record(direction, kind, event, size)
+        if mode != "summary":
+            if mode != "off":
+                self._record(direction, kind, event, size)
+            return
+        # The hot path. Everything about the event's class was worked out once, in its
+        # `_Kind`; ids are kept as long as they are logged (bounded by bytes).
+        item_id = event.item_id if kind.item else None
+        response_id = event.response_id if kind.response else None
+        if type(item_id) is not str:
+            item_id = None
+        elif len(item_id) > _MAX_ID:
+            item_id = item_id[:_MAX_ID]
+        if type(response_id) is not str:
+            response_id = None
+        elif len(response_id) > _MAX_ID:
+            response_id = response_id[:_MAX_ID]
+        if not kind.audio:
+            bpms = 0.0
+        elif kind.own_rate:
+            bpms = self._bpms(direction, kind, event)
+        else:
+            info = self.info
+            bpms = info.input_bpms if direction == "client" else info.output_bpms
+        self.summaries.fold(
+            (direction, kind.type, item_id, response_id),
+            size,
+            # The measured field is a string, or UNSET/None where the protocol allows.
+            getattr(event, kind.fold) if kind.fold is not None else None,
+            bpms,
+        )
 
     def _spend(self, direction: str, kind: str, event_type: str, size: int) -> bool:
         """Whether the session's budget lets one more record be written; if not, it is
@@ -280,33 +309,6 @@ class Recorder:
             del self._carries[next(iter(self._carries))]
         self._carries[key] = (carry + text)[-_CARRY:]
         return self._redactor.personal.mask_stream(carry, self._redactor.scrub_stream(carry, text))
-
-    def _fold(self, direction: str, kind: _Kind, event: Any, size: int) -> None:
-        # The hot path: most frames of a voice session end here. Everything about the
-        # event's class was worked out once, in its `_Kind`.
-        item_id = event.item_id if kind.item else None
-        response_id = event.response_id if kind.response else None
-        if type(item_id) is not str:
-            item_id = None
-        elif len(item_id) > _MAX_ID:  # kept as long as it is logged: bounded by bytes
-            item_id = item_id[:_MAX_ID]
-        if type(response_id) is not str:
-            response_id = None
-        elif len(response_id) > _MAX_ID:
-            response_id = response_id[:_MAX_ID]
-        if not kind.audio:
-            bpms = 0.0
-        elif kind.own_rate:
-            bpms = self._bpms(direction, kind, event)
-        else:
-            bpms = self.info.bpms(direction)
-        self.summaries.fold(
-            (direction, kind.type, item_id, response_id),
-            size,
-            # The measured field is a string, or UNSET/None where the protocol allows.
-            getattr(event, kind.fold) if kind.fold is not None else None,
-            bpms,
-        )
 
     def _write_summary(self, record: dict[str, Any]) -> None:
         if self._spend(

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
 
+from proxy import build
 from proxy.admission import AdmittingRunner
 from proxy.app import healthz, make_app, metrics_endpoint, readyz
 from proxy.context import APP
@@ -110,6 +111,7 @@ async def serve(
         listen=f"{settings.listen.host}:{settings.listen.port}",
         upstream=app[APP].redactor.url(settings.upstream.url),
         pid=os.getpid(),
+        build=build(),
     )
     await stop.wait()
     await drain(app, settings.shutdown.grace_period)

@@ -5,11 +5,12 @@ between them. Read `forward` to follow a frame; it does what SPEC §1 says, in o
     decode → follow (`SessionInfo`) → record (`Recorder`) → await the send → observe turns
 
 `take` is the part before the send (synchronous, never raises: a failure becomes a
-metadata record). The two readers (`client_to_upstream` in the handler's task,
-`upstream_to_client` in the pump) are mirrored rather than one loop: they differ in what
-a Close means (the client's goes upstream and waits for the upstream's answer; the
-upstream's ends both legs at once), in which side a drain closes, and in who counts a
-lost upstream, and one body with both sets of branches read worse than two short ones.
+metadata record). Both readers (`client_to_upstream` in the handler's task,
+`upstream_to_client` in the pump) share one loop, `_relay`, for what is the same both
+ways: forward data frames, answer pings, yield to other sessions every few frames. What
+each does with the message that ends its loop is written out twice, mirrored, because it
+differs: the client's Close goes upstream and waits for the upstream's answer, the
+upstream's ends both legs at once; a drain closes the client; a lost upstream is counted.
 The session also owns how it ends (`Ending`) and its legs on the heartbeat clock.
 """
 
@@ -138,24 +139,26 @@ class Session:
         """Record a data frame, send its bytes on (awaiting the send), then time it for
         the turns; False if `msg` is not a data frame, or `dst` is gone (the session has
         then ended)."""
-        if msg.type is WSMsgType.TEXT:
+        kind = msg.type
+        if kind is WSMsgType.TEXT:
             event = self.take(direction, msg.data)
-        elif msg.type is WSMsgType.BINARY:
+        elif kind is WSMsgType.BINARY:
             self._count(direction, msg.data)
             self._undecodable(direction, msg.data, "binary frame")
             event = None
         else:
             return False
         try:
-            await dst.send_frame(msg.data, msg.type)
+            await dst.send_frame(msg.data, kind)
         except (ConnectionError, aiohttp.ClientError, OSError):
             # The receiving side vanished (a client that stopped reading, then went away).
             self.end.set(
                 "upstream" if direction == "client" else "client", WSCloseCode.ABNORMAL_CLOSURE
             )
             return False
-        if self.turns is not None and event is not None:
-            self.turns.observe(direction, event, self.clock())
+        turns = self.turns
+        if turns is not None and event is not None:
+            turns.observe(direction, event, self.clock())
         return True
 
     def take(
@@ -163,18 +166,21 @@ class Session:
     ) -> protocol.Event | protocol.UnknownEvent | None:
         """Decode, follow and record one text frame: all that happens before it is sent.
         The event, for the turns (None when it did not decode). Never raises."""
-        self._count(direction, data)
+        counts = self.counts[direction]
+        counts.frames += 1
+        size = len(data)
+        counts.bytes += size
         recorder = self.recorder
         try:
             decoded = self._decoders[direction](data)
-            plan = recorder.plan(decoded)
+            plan = recorder.plans.get(type(decoded)) or recorder.plan(decoded)
             if plan is None:
                 self._undecodable(direction, data, getattr(decoded, "reason", "undecodable"))
                 return None
             event: protocol.Event | protocol.UnknownEvent = decoded  # type: ignore[assignment]
             if plan[0].session and self.info.follow(direction, event):
                 recorder.bind(session=self.info.session_id)
-            recorder.record(direction, plan, event, len(data))
+            recorder.record(direction, plan, event, size)
         except Exception as exc:  # noqa: BLE001 (fail closed for logs, open for traffic)
             self._undecodable(direction, data, f"internal error: {type(exc).__name__}")
             if recorder.on_error is not None:
@@ -197,75 +203,67 @@ class Session:
         """Read the client until the session ends, forwarding to the upstream."""
         ws, up, end, pump = self.client, self.upstream, self.end, self._pump
         assert pump is not None, "start the pump first"
-        share = _FAIR_SHARE
-        while True:
-            msg = await ws.receive()
-            if await self.forward("client", msg, up):
-                share -= 1
-                if not share:
-                    share = _FAIR_SHARE
-                    await asyncio.sleep(0)
-                continue
-            if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
-                await _control(msg, ws, self._legs["client"])
-                continue
-            if end.by is not None or pump.done():
-                return  # the upstream side ended the session, or the upstream is gone
-            if msg.type is WSMsgType.CLOSE:
-                code, reason = close_code(msg.data), reason_bytes(msg.extra)
-                end.set("client", code, reason)
-                await asyncio.shield(self._pass_client_close(code, reason))
-            elif (
-                msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG
-            ):
-                # The proxy refused the client's frame (aiohttp closed the client with 1009).
-                end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
-                await close_quietly(up, WSCloseCode.MESSAGE_TOO_BIG)
-            elif self._draining():  # the drain closed the client with 1001
-                end.set("proxy", WSCloseCode.GOING_AWAY)
-                await close_quietly(up, WSCloseCode.GOING_AWAY)
-            else:  # ERROR, CLOSING, CLOSED: the client vanished or broke the protocol
-                end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
-                await close_quietly(up, WSCloseCode.GOING_AWAY)
-            return
+        msg = await self._relay(ws, "client", up, "client")
+        if end.by is not None or pump.done():
+            return  # the upstream side ended the session, or the upstream is gone
+        if msg.type is WSMsgType.CLOSE:
+            code, reason = close_code(msg.data), reason_bytes(msg.extra)
+            end.set("client", code, reason)
+            await asyncio.shield(self._pass_client_close(code, reason))
+        elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            # The proxy refused the client's frame (aiohttp closed the client with 1009).
+            end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
+            await close_quietly(up, WSCloseCode.MESSAGE_TOO_BIG)
+        elif self._draining():  # the drain closed the client with 1001
+            end.set("proxy", WSCloseCode.GOING_AWAY)
+            await close_quietly(up, WSCloseCode.GOING_AWAY)
+        else:  # ERROR, CLOSING, CLOSED: the client vanished or broke the protocol
+            end.set("client", WSCloseCode.ABNORMAL_CLOSURE)
+            await close_quietly(up, WSCloseCode.GOING_AWAY)
 
     async def upstream_to_client(self) -> None:
         """Read the upstream until the session ends, forwarding to the client."""
         ws, up, end = self.client, self.upstream, self.end
+        msg = await self._relay(up, "server", ws, "upstream")
+        if end.by is not None:
+            if end.by == "client" and msg.type is WSMsgType.CLOSE:
+                # The upstream's answer to the client's Close: the client gets it, code
+                # and reason, as its answer.
+                code, reason = close_code(msg.data), reason_bytes(msg.extra)
+                await close_quietly(ws, sendable(code), reason)
+                release(up, code)
+            return  # the client side is closing us
+        if msg.type is WSMsgType.CLOSE:
+            code, reason = close_code(msg.data), reason_bytes(msg.extra)
+            end.set("upstream", code, reason)
+            await asyncio.shield(close_both(ws, up, sendable(code), reason))
+        elif msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG:
+            end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
+            await close_quietly(ws, WSCloseCode.MESSAGE_TOO_BIG)
+        else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
+            end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
+            self._upstream_lost()
+            await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
+
+    async def _relay(
+        self, src: Socket, direction: Direction, dst: Socket, leg: str
+    ) -> aiohttp.WSMessage:
+        """Forward `src`'s data frames to `dst` and answer its pings, until a message that
+        is neither (a Close, an error, the socket closing) or a send that failed: that
+        message, for the reader to act on."""
         share = _FAIR_SHARE
         while True:
-            msg = await up.receive()
-            if await self.forward("server", msg, ws):
+            msg: aiohttp.WSMessage = await src.receive()
+            if await self.forward(direction, msg, dst):
                 share -= 1
                 if not share:
                     share = _FAIR_SHARE
                     await asyncio.sleep(0)
                 continue
             if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
-                await _control(msg, up, self._legs["upstream"])
+                await _control(msg, src, self._legs[leg])
                 continue
-            if end.by is not None:
-                if end.by == "client" and msg.type is WSMsgType.CLOSE:
-                    # The upstream's answer to the client's Close: the client gets it,
-                    # code and reason, as its answer.
-                    code, reason = close_code(msg.data), reason_bytes(msg.extra)
-                    await close_quietly(ws, sendable(code), reason)
-                    release(up, code)
-                return  # the client side is closing us
-            if msg.type is WSMsgType.CLOSE:
-                code, reason = close_code(msg.data), reason_bytes(msg.extra)
-                end.set("upstream", code, reason)
-                await asyncio.shield(close_both(ws, up, sendable(code), reason))
-            elif (
-                msg.type is WSMsgType.ERROR and error_code(msg.data) == WSCloseCode.MESSAGE_TOO_BIG
-            ):
-                end.set("proxy", WSCloseCode.MESSAGE_TOO_BIG)
-                await close_quietly(ws, WSCloseCode.MESSAGE_TOO_BIG)
-            else:  # ERROR, CLOSING, CLOSED: the upstream vanished or broke the protocol
-                end.set("upstream", WSCloseCode.ABNORMAL_CLOSURE)
-                self._upstream_lost()
-                await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
-            return
+            return msg
 
     def start_pump(self, name: str) -> asyncio.Task[None]:
         """The upstream's reader, in its own named task."""

@@ -52,12 +52,15 @@ def token_counts_only(usage: object, depth: int = 0) -> Any:
     return out
 
 
+@attrs.define
 class _Record:
+    # An attrs class as its subclasses are: mypyc compiles this module's users, and an
+    # interpreted class cannot inherit from a compiled one.
     EVENT: ClassVar[str]
 
     def fields(self) -> dict[str, Any]:
         """The record's fields as logged."""
-        return attrs.asdict(self, recurse=False)  # type: ignore[arg-type]
+        return attrs.asdict(self, recurse=False)
 
 
 @attrs.define(kw_only=True)
