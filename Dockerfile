@@ -8,14 +8,29 @@ ARG BASE=python:3.11-slim
 # --- build: wheels for the locked dependencies and for earshot itself ----------------
 FROM ${BASE} AS build
 WORKDIR /src
+# A C compiler (and Python's headers where the base lacks them) for the compiled build;
+# only this stage has them.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && (python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        || apt-get install -y --no-install-recommends python3-dev) \
+    && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/build
 # Dependencies first, in their own layer: it changes only when the lock file does.
 COPY requirements.lock ./
 RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
-COPY pyproject.toml README.md ./
+# The compiled build (setup.py): mypy as the tests lock it, with the dependencies it
+# type-checks against, setuptools that reads the project's metadata, and no build
+# isolation (so that this mypy and these dependencies are the ones used).
+COPY requirements-test.lock ./
+RUN /opt/build/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.lock \
+    && /opt/build/bin/pip install --no-cache-dir "setuptools>=77" \
+        $(grep -E '^(mypy|mypy-extensions|typing-extensions|pathspec|librt|types-pyyaml|types-regex)==' requirements-test.lock)
+COPY pyproject.toml setup.py README.md ./
 COPY protocol ./protocol
 COPY proxy ./proxy
-RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+RUN WITH_MYPYC=1 /opt/build/bin/pip wheel --no-cache-dir --no-build-isolation --no-deps \
+        --wheel-dir /wheels .
 
 # --- runtime ---------------------------------------------------------------------------
 FROM ${BASE}

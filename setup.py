@@ -1,14 +1,15 @@
 """
 earshot's build. Pure Python by default: `pip install .` needs nothing but Python.
 
-With `EARSHOT_MYPYC=1`, the per-frame modules (a session's forward path, the recorder,
+With `WITH_MYPYC=1` (not an `EARSHOT_*` variable: those are the config's), the
+per-frame modules (a session's forward path, the recorder,
 summaries, the turn tracker, audio arithmetic) are compiled with mypyc into C extensions,
 the pure-Python modules staying beside them as the fallback. It needs mypy, a C compiler
 and Python's headers, and setuptools ≥ 77 without build isolation, so that the mypy in
 the environment is the one used:
 
-    EARSHOT_MYPYC=1 python setup.py build_ext --inplace        # a checkout, for the tests
-    EARSHOT_MYPYC=1 pip wheel --no-build-isolation --no-deps .  # a wheel (the Dockerfile)
+    WITH_MYPYC=1 python setup.py build_ext --inplace        # a checkout, for the tests
+    WITH_MYPYC=1 pip wheel --no-build-isolation --no-deps .  # a wheel (the Dockerfile)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COMPILED = [
 
 
 def _extensions() -> list[object]:
-    if os.environ.get("EARSHOT_MYPYC") != "1":
+    if os.environ.get("WITH_MYPYC") != "1":
         return []
     from mypyc.build import mypycify
 

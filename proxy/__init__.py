@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def build() -> str:
-    """`mypyc` when the per-frame modules run compiled (`EARSHOT_MYPYC=1` at build time,
+    """`mypyc` when the per-frame modules run compiled (`WITH_MYPYC=1` at build time,
     see setup.py), `python` when they run as the pure-Python modules."""
     from proxy import session
 

@@ -594,9 +594,9 @@ async def test_the_demo_upstream_serves_a_client_of_your_own_through_earshot(
 def test_the_build_is_the_one_asked_for() -> None:
     """
     The per-frame modules run compiled exactly when the checkout was built with
-    `EARSHOT_MYPYC=1` (and the tests run with it set, as `.ci/run`'s second pass does):
+    `WITH_MYPYC=1` (and the tests run with it set, as `.ci/run`'s second pass does):
     a compiled pass never silently tests the pure-Python modules, nor the other way round.
     """
     from proxy import build
 
-    assert ("mypyc" if os.environ.get("EARSHOT_MYPYC") == "1" else "python") == build()
+    assert ("mypyc" if os.environ.get("WITH_MYPYC") == "1" else "python") == build()
