@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import WSCloseCode, web
 
 _UNSENDABLE: Final = frozenset({1005, 1006, 1015})
-CLOSE_TIMEOUT: Final = 5.0
+CLOSE_TIMEOUT = 5.0  # seconds; read at each use (not `Final`: a test shortens it)
 NO_STATUS: Final = 1005  # a Close without a code: reported, never sent
 
 

@@ -29,8 +29,8 @@ from aiohttp import WSCloseCode, WSMsgType
 import protocol
 from protocol import Direction
 from proxy.aiohttp_private import release
+from proxy import closing
 from proxy.closing import (
-    CLOSE_TIMEOUT,
     Ending,
     close_both,
     close_code,
@@ -283,7 +283,7 @@ class Session:
             pass
         else:
             try:
-                await asyncio.wait_for(asyncio.shield(pump), CLOSE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(pump), closing.CLOSE_TIMEOUT)
             except TimeoutError:
                 pass
             except Exception as exc:  # noqa: BLE001 (the close goes on either way: reported)
@@ -304,7 +304,7 @@ class Session:
             if not pump.done() and end.by != "upstream":
                 pump.cancel()
             try:
-                await asyncio.wait_for(pump, 2 * CLOSE_TIMEOUT)
+                await asyncio.wait_for(pump, 2 * closing.CLOSE_TIMEOUT)
             except (asyncio.CancelledError, TimeoutError):
                 pass
             except Exception as exc:  # noqa: BLE001 (the session ends either way: reported)

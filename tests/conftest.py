@@ -5,7 +5,7 @@ Fixtures: the fake upstream (served with `aiohttp_server`), the proxy in front o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -17,6 +17,7 @@ from proxy import log
 from proxy.app import make_app
 from proxy.log import make_logger
 from proxy.settings import parse
+from tests import helpers
 from tests.fake_upstream import FakeUpstream
 
 
@@ -29,6 +30,13 @@ class MemorySink(log.MemorySink):
 
     def text(self) -> str:
         return b"".join(self.lines).decode()
+
+
+@pytest.fixture(autouse=True)
+def _offline_sessions() -> Iterator[None]:
+    """The socket-less sessions a test made (`tests.helpers.session_of`) go with it."""
+    yield
+    helpers.OFFLINE.clear()
 
 
 @pytest.fixture

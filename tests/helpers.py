@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,7 +181,9 @@ async def scripted_session(proxy: Any, **ws_kwargs: Any) -> None:
     await asyncio.sleep(0.05)
 
 
-_OFFLINE: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# By recorder id: (the recorder, its session). Cleared after each test (conftest): a
+# compiled `Recorder` (mypyc) takes no weak reference.
+OFFLINE: dict[int, tuple[Any, Any]] = {}
 
 
 def session_of(recorder: Any) -> Any:
@@ -190,10 +191,10 @@ def session_of(recorder: Any) -> Any:
     session does with a frame before it is sent, for tests of records and redaction."""
     from proxy.session import Session
 
-    session = _OFFLINE.get(recorder)
-    if session is None:
-        session = _OFFLINE[recorder] = Session(recorder, recorder.info)
-    return session
+    held = OFFLINE.get(id(recorder))
+    if held is None or held[0] is not recorder:
+        held = OFFLINE[id(recorder)] = (recorder, Session(recorder, recorder.info))
+    return held[1]
 
 
 def take(recorder: Any, direction: str, data: bytes) -> Any:

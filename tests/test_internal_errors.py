@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from proxy import turns
+from proxy.context import APP
 from proxy.heartbeat import Heartbeat
-from proxy.records import Recorder
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import sessions_ended
@@ -22,7 +22,7 @@ from tests.helpers import sessions_ended
 SECRET = "sk-proj-INaMESSAGEthatMUSTnotBEwritten0123"
 
 
-def _boom(*_args: Any) -> None:
+def _boom(*_args: Any, **_kw: Any) -> None:
     raise ValueError(f"payload {SECRET}")
 
 
@@ -71,9 +71,10 @@ async def test_a_failing_record_is_reported_and_the_frame_still_forwarded(
     Rendering a record raises inside the recorder: the frame is forwarded, a metadata
     record stands for it, and `internal.error` says `records.text`.
     """
-    monkeypatch.setattr(Recorder, "_record", _boom)
     fake.scripted = False
     proxy = await make_proxy()
+    # The redactor renders the record (a plain object, even in the compiled build).
+    monkeypatch.setattr(proxy.app[APP].redactor, "model", _boom)
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
     await ws.receive(timeout=5)
     frame = b'{"type":"input_audio_buffer.commit"}'

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
-from proxy import session
+from proxy import closing
 from proxy.context import APP
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
@@ -117,7 +117,7 @@ async def test_an_upstream_that_does_not_answer_a_close_is_dropped(
     An upstream that never answers the client's Close (here it stopped reading) is
     dropped after the close timeout, and the client gets its own code back.
     """
-    monkeypatch.setattr(session, "CLOSE_TIMEOUT", 0.3)
+    monkeypatch.setattr(closing, "CLOSE_TIMEOUT", 0.3)
     fake.stall = True
     ws = await _connect(proxy, autoclose=False)
     await ws.send_str('{"type":"input_audio_buffer.clear"}')  # the fake stalls on it
