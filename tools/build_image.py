@@ -16,7 +16,8 @@ mmdebstrap`); its output is quoted in the closing notes.
      200, and so does the image's own HEALTHCHECK command, run inside it;
    - a WebSocket session goes through it to an upstream on this machine, byte-exact;
    - SIGTERM (what a kubelet or `docker stop` sends) ends it with exit status 0, and
-     its last record is `proxy.stop`.
+     its last record is `proxy.stop`;
+   - it runs the compiled build (mypyc): its `proxy.start` record says `build: mypyc`.
 
 Behind a proxy that re-signs TLS, the build's pip needs that proxy's CA: the host's CA
 bundle is lent to every RUN step, read-only (`--ca-file`, `--no-host-ca` to skip it).
@@ -230,6 +231,8 @@ async def check_image(tag: str) -> list[tuple[str, bool, str]]:
                 f"{len(events)} records",
             )
         )
+        builds = [r.get("build") for r in records if r["event"] == "proxy.start"]
+        results.append(("the compiled build runs (proxy.start)", builds == ["mypyc"], str(builds)))
         leaked = b"sk-image-check" in written
         results.append(("the client's key in no record", not leaked, ""))
     finally:
