@@ -28,8 +28,8 @@ from aiohttp import WSCloseCode, WSMsgType
 
 import protocol
 from protocol import Direction
-from proxy.aiohttp_private import release
 from proxy import closing
+from proxy.aiohttp_private import release
 from proxy.closing import (
     Ending,
     close_both,
@@ -84,12 +84,13 @@ class Session:
 
     __slots__ = (
         "_beat",
+        "_client_leg",
         "_closing",
         "_decoders",
         "_draining",
         "_drop_client",
-        "_legs",
         "_pump",
+        "_upstream_leg",
         "_upstream_lost",
         "client",
         "clock",
@@ -129,7 +130,8 @@ class Session:
         self._drop_client = drop_client
         self._upstream_lost = upstream_lost
         self._beat: Heartbeat | None = None
-        self._legs: dict[str, Leg | None] = {"client": None, "upstream": None}
+        self._client_leg: Leg | None = None
+        self._upstream_leg: Leg | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
 
@@ -203,7 +205,7 @@ class Session:
         """Read the client until the session ends, forwarding to the upstream."""
         ws, up, end, pump = self.client, self.upstream, self.end, self._pump
         assert pump is not None, "start the pump first"
-        msg = await self._relay(ws, "client", up, "client")
+        msg = await self._relay(ws, "client", up)
         if end.by is not None or pump.done():
             return  # the upstream side ended the session, or the upstream is gone
         if msg.type is WSMsgType.CLOSE:
@@ -224,7 +226,7 @@ class Session:
     async def upstream_to_client(self) -> None:
         """Read the upstream until the session ends, forwarding to the client."""
         ws, up, end = self.client, self.upstream, self.end
-        msg = await self._relay(up, "server", ws, "upstream")
+        msg = await self._relay(up, "server", ws)
         if end.by is not None:
             if end.by == "client" and msg.type is WSMsgType.CLOSE:
                 # The upstream's answer to the client's Close: the client gets it, code
@@ -245,13 +247,12 @@ class Session:
             self._upstream_lost()
             await close_quietly(ws, WSCloseCode.INTERNAL_ERROR, b"upstream connection lost")
 
-    async def _relay(
-        self, src: Socket, direction: Direction, dst: Socket, leg: str
-    ) -> aiohttp.WSMessage:
+    async def _relay(self, src: Socket, direction: Direction, dst: Socket) -> aiohttp.WSMessage:
         """Forward `src`'s data frames to `dst` and answer its pings, until a message that
         is neither (a Close, an error, the socket closing) or a send that failed: that
         message, for the reader to act on."""
         share = _FAIR_SHARE
+        client = direction == "client"  # reading the client's leg
         while True:
             msg: aiohttp.WSMessage = await src.receive()
             if await self.forward(direction, msg, dst):
@@ -261,7 +262,7 @@ class Session:
                     await asyncio.sleep(0)
                 continue
             if msg.type is WSMsgType.PING or msg.type is WSMsgType.PONG:
-                await _control(msg, src, self._legs[leg])
+                await _control(msg, src, self._client_leg if client else self._upstream_leg)
                 continue
             return msg
 
@@ -327,17 +328,17 @@ class Session:
         """Put both legs on the app's clock (none when `upstream.heartbeat` is 0)."""
         self._beat = beat
         if beat is not None:
-            self._legs["client"] = beat.watch(self.client, self.counts["client"], self._client_dead)
-            self._legs["upstream"] = beat.watch(
+            self._client_leg = beat.watch(self.client, self.counts["client"], self._client_dead)
+            self._upstream_leg = beat.watch(
                 self.upstream, self.counts["server"], self._upstream_dead
             )
 
     def forget_legs(self) -> None:
         """Take both legs off the clock: the session has ended."""
-        for name, leg in self._legs.items():
+        for leg in (self._client_leg, self._upstream_leg):
             if leg is not None and self._beat is not None:
                 self._beat.forget(leg)
-            self._legs[name] = None
+        self._client_leg = self._upstream_leg = None
 
     def _client_dead(self) -> None:
         # Gone without a Close (a phone out of range, a NAT that forgot the flow): drop

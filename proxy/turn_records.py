@@ -141,12 +141,21 @@ class Totals:
     cost_usd: float = 0.0
     transcription_cost_usd: float = 0.0
     priced: bool = False
-    latencies: collections.deque[float] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_MAX_LATENCIES)
-    )
-    waits: collections.deque[float] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_MAX_LATENCIES)
-    )
+    # The last `_MAX_LATENCIES` of each, made on the first turn: an idle session holds
+    # none (a bounded deque is ~0.8 KB even empty, and idle sessions are counted in KB).
+    latencies: collections.deque[float] | None = None
+    waits: collections.deque[float] | None = None
+
+    def add_latency(self, latency: float | None, wait: float | None) -> None:
+        """Keep a turn's latency and the user's wait for the session's p50 and max."""
+        if latency is not None:
+            if self.latencies is None:
+                self.latencies = collections.deque(maxlen=_MAX_LATENCIES)
+            self.latencies.append(latency)
+        if wait is not None:
+            if self.waits is None:
+                self.waits = collections.deque(maxlen=_MAX_LATENCIES)
+            self.waits.append(wait)
 
     def add_cost(self, spent: float | None, *, transcription: bool = False) -> None:
         """Add a priced figure (None: not priced) to the session's cost."""
@@ -172,8 +181,8 @@ class Totals:
         }
 
 
-def _spread(values: collections.deque[float]) -> dict[str, float | None]:
-    kept = list(values)
+def _spread(values: collections.deque[float] | None) -> dict[str, float | None]:
+    kept = list(values or ())
     return {
         "p50": round(statistics.median(kept), 1) if kept else None,
         "max": max(kept) if kept else None,
@@ -345,10 +354,7 @@ class TurnWriter:
     ) -> None:
         totals = self.totals
         totals.turns += 1
-        if latency is not None:
-            totals.latencies.append(latency)
-        if wait is not None:
-            totals.waits.append(wait)
+        totals.add_latency(latency, wait)
         if usage is not None:
             for key in ("input_tokens", "output_tokens", "total_tokens"):
                 if type(usage.get(key)) is int:
