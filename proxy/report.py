@@ -97,6 +97,11 @@ class SessionRow:
         elif event == "realtime.undecodable":
             self.undecodable += 1
         elif event == "ws.close":
+            # The whole session's cost: its turns, its input transcription, and its
+            # connection time where the provider bills that (SPEC §4a).
+            whole = num(record.get("cost_usd"))
+            if whole is not None and 0 <= whole <= _MAX_COST:
+                self.cost_usd = whole
             duration = num(record.get("duration_ms"))
             self.duration_ms = duration if duration is not None and duration >= 0 else None
             self.closed_by = _str(record.get("closed_by"))

@@ -5,7 +5,6 @@ the log holds.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import itertools
@@ -24,7 +23,7 @@ from proxy.report_text import as_json, table
 from proxy.timeline import LEFT, Sections, html, mark, ticks
 from tests.conftest import MemorySink, ProxyFactory
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import lockstep, recorded_sessions, scripted_session
+from tests.helpers import lockstep, recorded_sessions, scripted_session, sessions_ended
 
 
 def _record(conn: str, event: str, ts: str = "2026-12-01T10:00:00.000000Z", **fields: Any) -> bytes:
@@ -513,7 +512,8 @@ async def test_a_recorded_sessions_report_matches_its_records(
 ) -> None:
     """
     A real recorded session replayed through the proxy, its log reported: the turns are
-    its `response.done` events, the tokens their usage summed, the cost their costs summed.
+    its `response.done` events, the tokens their usage summed, the cost the session's
+    (`ws.close`): its turns' costs and its input transcription's, summed.
     """
     frames = dict(recorded_sessions())[name]
     fake.greet = fake.scripted = False
@@ -521,7 +521,7 @@ async def test_a_recorded_sessions_report_matches_its_records(
     ws = await proxy.ws_connect("/v1/realtime?model=gpt-realtime")
     await lockstep(ws, fake, frames)
     await ws.close()
-    await asyncio.sleep(0.05)
+    await sessions_ended(proxy)
     log = tmp_path / "earshot.jsonl"
     log.write_bytes(b"".join(sink.lines))
 
@@ -537,8 +537,11 @@ async def test_a_recorded_sessions_report_matches_its_records(
         figures["tokens"]["output_audio"],
         figures["tokens"]["output_text"],
     )
-    expected_cost = round(sum(t["cost_usd"] for t in turns), 9) if turns else None
-    assert expected_cost == figures["cost_usd"]
+    (close,) = sink.records("ws.close")
+    priced = [t["cost_usd"] for t in turns if t["cost_usd"] is not None]
+    spent = sum(priced) + (close["transcription_cost_usd"] or 0.0)
+    assert close["cost_usd"] == figures["cost_usd"]
+    assert (round(spent, 9) if priced else None) == close["cost_usd"]
     assert ("client", 1000) == (figures["closed_by"], figures["code"])
 
 
