@@ -9,6 +9,9 @@ and Python's headers, and setuptools ≥ 77 without build isolation, so that the
 the environment is the one used:
 
     WITH_MYPYC=1 python setup.py build_ext --inplace        # a checkout, for the tests
+                                                            # (run with PYTHONPATH=$PWD:
+                                                            # one shared library sits at
+                                                            # the checkout's top)
     WITH_MYPYC=1 pip wheel --no-build-isolation --no-deps .  # a wheel (the Dockerfile)
 """
 
