@@ -4,9 +4,10 @@ earshot's build. Pure Python by default: `pip install .` needs nothing but Pytho
 With `WITH_MYPYC=1` (not an `EARSHOT_*` variable: those are the config's), the
 per-frame modules (a session's forward path, the recorder,
 summaries, the turn tracker, audio arithmetic) are compiled with mypyc into C extensions,
-the pure-Python modules staying beside them as the fallback. It needs mypy, a C compiler
-and Python's headers, and setuptools ≥ 77 without build isolation, so that the mypy in
-the environment is the one used:
+the pure-Python modules staying beside them as the fallback. It needs mypy (with the
+stubs `types-PyYAML` and `types-regex`, and the dependencies installed: it type-checks
+against them), a C compiler and Python's headers, and setuptools ≥ 77 without build
+isolation, so that the mypy in the environment is the one used:
 
     WITH_MYPYC=1 python setup.py build_ext --inplace        # a checkout, for the tests
                                                             # (run with PYTHONPATH=$PWD:
